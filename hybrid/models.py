@@ -1,0 +1,203 @@
+"""The plain data that flows between the boxes: Request, MediaInfo, Plan, Result, progress events.
+
+All frozen dataclasses: they print well, serialise to JSON with :func:`to_jsonable`, and a test can
+build any of them by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Codec = Literal["h264", "hevc", "av1"]
+AudioChoice = Literal["keep", "remove"]
+VideoMode = Literal["two-pass", "crf", "copy"]
+AudioMode = Literal["encode", "copy", "none"]
+
+# A setting's origin, lowest priority first: the plan says where each one came from.
+Source = Literal["default", "profile", "instruction", "option"]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for, in the user's terms. ``None`` means "not asked: decide for me".
+
+    ``max_height`` is the short side of the picture, as in "720p": a portrait video asked for 720p
+    comes out 720 wide. ``max_width`` is the long side. ``sources`` says, per field name, where the
+    value came from (default, profile, instruction or option).
+    """
+
+    target_size_bytes: int | None = None
+    max_height: int | None = None
+    max_width: int | None = None
+    fps: float | None = None
+    codec: Codec = "h264"
+    container: Literal["mp4"] = "mp4"
+    audio: AudioChoice = "keep"
+    audio_bitrate_bps: int | None = None
+    preset: str = "medium"
+    crf: int | None = None
+    quality: str | None = None
+    trim_start_s: float | None = None
+    trim_end_s: float | None = None
+    profile: str | None = None
+    sources: Mapping[str, Source] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    codec: str
+    width: int
+    height: int
+    rotation: int  # display rotation in degrees, one of 0, 90, 180, 270 (counter-clockwise)
+    fps: float  # average frame rate
+    pix_fmt: str
+    bitrate_bps: int | None
+    sample_aspect_ratio: str = "1:1"
+    color_range: str | None = None
+
+    @property
+    def display_width(self) -> int:
+        """Width as the picture is shown: rotation applied."""
+        return self.height if self.rotation in (90, 270) else self.width
+
+    @property
+    def display_height(self) -> int:
+        return self.width if self.rotation in (90, 270) else self.height
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    codec: str
+    channels: int
+    sample_rate: int
+    bitrate_bps: int | None
+    profile: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    size_bytes: int
+    duration_s: float
+    container: str  # ffmpeg's format name, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    video: VideoStream | None
+    audio: AudioStream | None
+    creation_time: str | None = None
+    probed_with: Literal["ffprobe", "ffmpeg"] = "ffprobe"
+
+    @property
+    def bitrate_bps(self) -> int:
+        return round(self.size_bytes * 8 / self.duration_s) if self.duration_s > 0 else 0
+
+    @property
+    def is_mp4_family(self) -> bool:
+        return "mp4" in self.container.split(",") or "mov" in self.container.split(",")
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    encoder: str  # "libx264", "libx265", "libsvtav1" or "copy"
+    codec: Codec
+    mode: VideoMode
+    width: int
+    height: int
+    fps: float
+    fps_changed: bool
+    bitrate_bps: int | None  # two-pass target, or the cap in crf mode
+    crf: int | None
+    preset: str
+    passes: int
+
+
+@dataclass(frozen=True)
+class AudioPlan:
+    codec: str | None  # "aac", or None when there is no audio in the output
+    mode: AudioMode
+    bitrate_bps: int | None
+    channels: int | None
+    sample_rate: int | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one input will be turned into one output, and why."""
+
+    input: MediaInfo
+    request: Request
+    video: VideoPlan
+    audio: AudioPlan
+    duration_s: float  # of the output, after trims
+    trim_start_s: float | None
+    trim_end_s: float | None
+    budget_bytes: int | None  # the size the encode aims at (under the target), None without target
+    overhead_bytes: int  # predicted container overhead
+    predicted_size_bytes: int
+    min_size_bytes: int  # the smallest target this input could be squeezed into
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Result:
+    output: Path
+    size_bytes: int
+    target_size_bytes: int | None
+    duration_s: float
+    elapsed_s: float
+    path: Literal["local", "cloud"]
+    encodes: int
+    width: int
+    height: int
+    video_codec: str
+    audio_codec: str | None
+    mode: VideoMode
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An ffmpeg run moved on. ``done_s``/``total_s`` are seconds of media; ``speed`` is x realtime."""
+
+    stage: str
+    done_s: float
+    total_s: float
+    speed: float | None = None
+
+
+@dataclass(frozen=True)
+class StageStarted:
+    stage: str
+    total_s: float
+
+
+@dataclass(frozen=True)
+class Message:
+    """Something the user should read (a retry, a fallback); the CLI prints it."""
+
+    text: str
+
+
+Event = Progress | StageStarted | Message
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, paths, enums, mappings and tuples to plain JSON types, properties included."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        for name in dir(type(value)):
+            if isinstance(getattr(type(value), name, None), property):
+                out[name] = to_jsonable(getattr(value, name))
+        return out
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
