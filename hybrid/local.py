@@ -448,7 +448,7 @@ def _verify(path: Path, plan: Plan, run: _Run) -> MediaInfo:
     """The file decodes, has the expected streams and duration, and fits the target."""
     _stage(run, "verify")
     try:
-        info = probe(path)
+        info = probe(path, scan=False)
     except Exception as exc:
         raise EncodeError(f"the encoded file does not read back: {exc}") from exc
     cap = plan.request.target_size_bytes

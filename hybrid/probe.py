@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 import stat
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from . import ffmpeg
-from .errors import EncodeError, InputError, MediaError
+from .errors import InputError, MediaError
 from .models import AudioStream, MediaInfo, VideoStream
 
 # Demuxers that mean "a still image", whatever the file is called.
@@ -49,10 +50,13 @@ def check_input_path(path: Path) -> int:
     return st.st_size
 
 
-def probe(path: Path | str, *, use_ffprobe: bool | None = None) -> MediaInfo:
+def probe(path: Path | str, *, use_ffprobe: bool | None = None, scan: bool = True) -> MediaInfo:
     """Describe a video file. Raises InputError or MediaError with a one-line reason.
 
     ``use_ffprobe``: None picks ffprobe when one is available; False parses ``ffmpeg -i``.
+    ``scan``: read every packet once (no decoding) to measure stream bitrates the container does
+    not state and to catch truncated files; off for files hybrid has just written and verifies
+    otherwise.
     """
     path = Path(path)
     size = check_input_path(path)
@@ -60,7 +64,7 @@ def probe(path: Path | str, *, use_ffprobe: bool | None = None) -> MediaInfo:
     if use_ffprobe and ffprobe_path is None:
         raise MediaError("ffprobe was asked for but none is available")
     raw = _probe_with_ffprobe(ffprobe_path, path) if ffprobe_path else _probe_with_ffmpeg(path)
-    return _finish(path, size, raw, "ffprobe" if ffprobe_path else "ffmpeg")
+    return _finish(path, size, raw, "ffprobe" if ffprobe_path else "ffmpeg", _scan(path) if scan else None)
 
 
 # Both probe paths produce this intermediate shape; _finish validates it and fills gaps.
@@ -252,8 +256,17 @@ def _explain_failure(path: Path, stderr: str) -> MediaError:
     return _not_media(path)
 
 
-def _stream_sizes(path: Path) -> tuple[int | None, int | None]:
-    """Bytes of the first video and first audio stream, from a stream-copy pass (no decoding)."""
+@dataclass(frozen=True)
+class _Scan:
+    video_bytes: int | None
+    audio_bytes: int | None
+    reached_s: float | None  # timestamp of the last packet the demuxer could read
+
+
+def _scan(path: Path) -> _Scan:
+    """Read every packet of the first video and audio stream without decoding (a stream copy to
+    nowhere): gives each stream's size, and where the data really ends, which exposes a truncated
+    file whose header still promises the whole duration."""
     proc = ffmpeg.run_capture(
         [
             ffmpeg.find_ffmpeg(),
@@ -270,19 +283,25 @@ def _stream_sizes(path: Path) -> tuple[int | None, int | None]:
             "copy",
             "-f",
             "null",
+            "-progress",
+            "pipe:1",
             "-",
         ],
-        timeout_s=600,
+        timeout_s=900,
     )
     text = proc.stderr.decode("utf-8", "replace")
     match = re.search(r"video:\s*(\d+(?:\.\d+)?)(KiB|kB)\s+audio:\s*(\d+(?:\.\d+)?)(KiB|kB)", text)
-    if not match:
-        return None, None
-    unit = 1024 if match.group(2) == "KiB" else 1000
-    return round(float(match.group(1)) * unit), round(float(match.group(3)) * unit)
+    video_bytes = audio_bytes = None
+    if match:
+        unit = 1024 if match.group(2) == "KiB" else 1000
+        video_bytes, audio_bytes = round(float(match.group(1)) * unit), round(float(match.group(3)) * unit)
+    reached = None
+    for value in re.findall(r"^out_time_us=(\d+)$", proc.stdout.decode("ascii", "replace"), re.M):
+        reached = int(value) / 1e6
+    return _Scan(video_bytes, audio_bytes, reached)
 
 
-def _finish(path: Path, size: int, raw: _Raw, probed_with: str) -> MediaInfo:
+def _finish(path: Path, size: int, raw: _Raw, probed_with: str, scanned: _Scan | None) -> MediaInfo:
     container = raw["container"]
     if _IMAGE_FORMATS.search(container.split(",")[0]):
         raise MediaError(f"{path} is an image, not a video")
@@ -299,15 +318,21 @@ def _finish(path: Path, size: int, raw: _Raw, probed_with: str) -> MediaInfo:
             raise MediaError(f"{path} is an image, not a video")
         raise MediaError(f"{path} has no duration: truncated or corrupt")
     video_bitrate, audio_bitrate = v["bitrate"], (a or {}).get("bitrate")
-    if video_bitrate is None or (a is not None and audio_bitrate is None):
-        try:
-            video_bytes, audio_bytes = _stream_sizes(path)
-        except EncodeError:
-            video_bytes, audio_bytes = None, None
-        if video_bitrate is None and video_bytes:
-            video_bitrate = round(video_bytes * 8 / duration)
-        if a is not None and audio_bitrate is None and audio_bytes:
-            audio_bitrate = round(audio_bytes * 8 / duration)
+    if scanned is not None:
+        if scanned.reached_s is not None:
+            missing = duration - scanned.reached_s
+            if missing > max(0.5, 0.03 * duration):
+                raise MediaError(
+                    f"{path} is truncated or damaged: its data ends at {scanned.reached_s:.1f} s "
+                    f"of the {duration:.1f} s its header promises"
+                )
+            if -missing > 0.25:  # no index (e.g. an AVI cut short): the header's length was a guess
+                duration = scanned.reached_s
+        # Bitrates the container does not state come from the packets, on both probe paths alike.
+        if video_bitrate is None and scanned.video_bytes:
+            video_bitrate = round(scanned.video_bytes * 8 / duration)
+        if a is not None and audio_bitrate is None and scanned.audio_bytes:
+            audio_bitrate = round(scanned.audio_bytes * 8 / duration)
     sar = _normal_sar(v["sar"])
     fps = float(v["fps"] or 0.0)
     if fps <= 0 or fps > 1000:
