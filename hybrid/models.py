@@ -181,7 +181,25 @@ class Message:
     text: str
 
 
-Event = Progress | StageStarted | Message
+@dataclass(frozen=True)
+class Transfer:
+    """Bytes moved to or from a render service (upload, download); ``total_bytes`` None if unknown."""
+
+    stage: str
+    done_bytes: int
+    total_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A remote job is still running (agent heartbeats, export polling); ``progress`` in percent."""
+
+    stage: str
+    elapsed_s: float
+    progress: float | None = None
+
+
+Event = Progress | StageStarted | Message | Transfer | Waiting
 
 
 def to_jsonable(value: Any) -> Any:
