@@ -1,0 +1,11 @@
+"""Benchmarks for hybrid: fixed inputs, measured results, written reports (not tests: nothing asserts).
+
+Each benchmark is a module with ``main(argv) -> int``, runnable on its own
+(``python -m benchmarks.target_size --quick``) or through ``python -m benchmarks``. Results go to
+``benchmarks/results/<name>.json`` and ``.md``; ``--quick`` runs write to ``benchmarks/results/quick/``
+(ignored by git) so a smoke run never replaces a real one.
+"""
+
+BENCHMARKS = {
+    "target_size": "benchmarks.target_size",
+}

@@ -1,0 +1,36 @@
+"""``python -m benchmarks [NAME|all] [options]``: run one benchmark, or all of them, with the same options.
+
+python -m benchmarks                      # list the benchmarks
+python -m benchmarks target_size --quick  # the same as python -m benchmarks.target_size --quick
+python -m benchmarks all --quick          # every benchmark, one after the other
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from . import BENCHMARKS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "--list"):
+        print(__doc__.strip())
+        print("\nbenchmarks: " + ", ".join(BENCHMARKS))
+        return 0
+    name, rest = args[0], args[1:]
+    names = list(BENCHMARKS) if name == "all" else [name]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    status = 0
+    for n in names:
+        status = max(status, importlib.import_module(BENCHMARKS[n]).main(rest))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

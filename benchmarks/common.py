@@ -1,0 +1,230 @@
+"""What every benchmark needs: where the clips are, what machine and versions ran it, timing, writing.
+
+Benchmarks measure; they assert nothing. Each one writes ``<name>.json`` (everything, for scripts and
+later comparison) and ``<name>.md`` (a table and a summary for people) into a results folder, and
+records enough about the run (machine, load, versions, git commit) to tell two runs apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+QUICK_RESULTS_DIR = RESULTS_DIR / "quick"  # ignored by git: quick runs must not replace real results
+MEDIA_DIR = Path(os.environ.get("HYBRID_MEDIA_DIR", REPO_ROOT.parent / "shared" / "media"))
+MEDIA_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+
+T = TypeVar("T")
+
+
+def clips(media_dir: Path = MEDIA_DIR) -> list[Path]:
+    """The video files of the shared media folder, sorted by name."""
+    if not media_dir.is_dir():
+        raise SystemExit(f"no media folder at {media_dir} (set HYBRID_MEDIA_DIR)")
+    return sorted(p for p in media_dir.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file())
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One measured call: wall seconds, and CPU seconds spent by the child processes it waited for.
+
+    On a shared machine wall time moves with other people's work; the children's CPU time (ffmpeg's
+    user + system time) moves much less, so both are kept.
+    """
+
+    wall_s: float
+    child_cpu_s: float
+
+
+def _children_cpu_s() -> float:
+    times = psutil.Process().cpu_times()
+    return times.children_user + times.children_system
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, Timing]:
+    """Run ``fn`` and measure it. Exceptions propagate (the caller decides what a failure means)."""
+    cpu_before = _children_cpu_s()
+    start = time.perf_counter()
+    value = fn()
+    wall = time.perf_counter() - start
+    return value, Timing(wall_s=round(wall, 3), child_cpu_s=round(_children_cpu_s() - cpu_before, 3))
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def ratio(a: float | None, b: float | None, digits: int = 3) -> float | None:
+    return round(a / b, digits) if a is not None and b else None
+
+
+# -- the run's context ----------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = platform.processor() or platform.machine()
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+        found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        if found:
+            cpu_model = found.group(1).strip()
+    except OSError:
+        pass
+    return {
+        "cpu_model": cpu_model,
+        "logical_cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "ram_bytes": psutil.virtual_memory().total,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in psutil.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def git_info() -> dict[str, Any]:
+    """The commit benchmarked, and whether the package had uncommitted changes at the time."""
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=20, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "hybrid")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "hybrid_dirty": bool(status) if status is not None else None,  # tracked files only
+    }
+
+
+def x264_version(ffmpeg_exe: str) -> str | None:
+    """x264 writes its version into every stream it makes (an SEI message): encode one tiny frame."""
+    tiny = ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=1", "-frames:v", "1"]
+    try:
+        proc = subprocess.run(
+            [ffmpeg_exe, "-nostdin", "-v", "error", *tiny, "-c:v", "libx264", "-f", "h264", "-"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # "x264 - core 165 r3222 b35605a - H.264..." (builds without a git revision omit "r3222 b35605a")
+    found = re.search(rb"x264 - core (\d+)((?: r\d+)?(?: [0-9a-f]{7,})?) - ", proc.stdout)
+    return f"core {found.group(1).decode()}{found.group(2).decode()}" if found else None
+
+
+def versions(ffmpeg_exe: str) -> dict[str, Any]:
+    import hybrid
+    from hybrid import ffmpeg as hybrid_ffmpeg
+
+    try:
+        first = subprocess.run(
+            [ffmpeg_exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20, check=False
+        ).stdout.splitlines()[:1]
+        ffmpeg_version = first[0].split()[2] if first and len(first[0].split()) > 2 else None
+    except (OSError, subprocess.TimeoutExpired):
+        ffmpeg_version = None
+    return {
+        "hybrid": hybrid.__version__,
+        "ffmpeg": ffmpeg_version,
+        "ffmpeg_path": ffmpeg_exe,
+        "ffprobe_path": hybrid_ffmpeg.find_ffprobe() or "none (probing with ffmpeg)",
+        "x264": x264_version(ffmpeg_exe),
+        "psutil": psutil.__version__,
+    }
+
+
+def run_context(ffmpeg_exe: str, **settings: Any) -> dict[str, Any]:
+    """Everything about a run that is not a measurement: when, where, what, with which settings."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "load_average_start": load_average(),
+        "versions": versions(ffmpeg_exe),
+        "git": git_info(),
+        "settings": settings,
+    }
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def write_results(out_dir: Path, name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """Write ``name.json`` and ``name.md`` into ``out_dir`` (created if needed), each via a rename."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = (out_dir / f"{name}.json", out_dir / f"{name}.md")
+    for path, text in zip(paths, (json.dumps(data, indent=2) + "\n", markdown), strict=True):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return paths
+
+
+def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join("" if c is None else str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} MB"
+    return f"{n / 1e3:.0f} kB"
+
+
+def context_markdown(context: dict[str, Any]) -> str:
+    m, v, g = context["machine"], context["versions"], context["git"]
+    dirty = " (hybrid/ had uncommitted changes)" if g.get("hybrid_dirty") else ""
+    lines = [
+        f"- date: {context['date']}",
+        f"- machine: {m['cpu_model']}, {m['logical_cores']} logical / {m['physical_cores']} physical "
+        f"cores, {m['ram_bytes'] / 2**30:.1f} GiB RAM, {m['os']}",
+        f"- load average at start: {context.get('load_average_start')}, at end: "
+        f"{context.get('load_average_end')} (the machine is shared: wall times are noisy)",
+        f"- versions: hybrid {v['hybrid']}, ffmpeg {v['ffmpeg']}, x264 {v['x264']}, Python {m['python']}",
+        f"- git: {(g.get('commit') or '?')[:12]} on {g.get('branch')}{dirty}",
+        "- settings: " + ", ".join(f"{k}={val}" for k, val in context["settings"].items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def require_ffmpeg() -> str:
+    """The ffmpeg hybrid itself uses, so both sides of a comparison run the same binary."""
+    from hybrid import ffmpeg as hybrid_ffmpeg
+
+    exe = hybrid_ffmpeg.find_ffmpeg()
+    if not shutil.which(exe) and not Path(exe).exists():
+        raise SystemExit(f"ffmpeg not found at {exe}")
+    return exe
