@@ -30,6 +30,15 @@ STARVED_FPS_CAP = 30.0
 
 ENCODERS: dict[Codec, str] = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
 DEFAULT_CRF: dict[Codec, int] = {"h264": 23, "hevc": 28, "av1": 35}
+# CRF per quality level the user can name ("visually lossless", "best quality"...), per codec. The
+# levels are offsets from each codec's default, as the codecs' CRF scales differ: x264 CRF 18 is the
+# usual "visually lossless" point, x265 and SVT-AV1 need higher numbers for the same picture.
+QUALITY_CRF: dict[str, dict[Codec, int]] = {
+    "visually-lossless": {"h264": 18, "hevc": 22, "av1": 26},
+    "high": {"h264": 20, "hevc": 24, "av1": 30},
+    "balanced": {"h264": 23, "hevc": 28, "av1": 35},
+    "small": {"h264": 28, "hevc": 32, "av1": 42},
+}
 # How much less bitrate a codec needs than H.264 for the same picture.
 CODEC_EFFICIENCY: dict[Codec, float] = {"h264": 1.0, "hevc": 0.65, "av1": 0.55}
 
@@ -83,6 +92,8 @@ def scaled_size(display_w: int, display_h: int, short_side: int) -> tuple[int, i
 
 def _resolve_trim(info: MediaInfo, request: Request) -> tuple[float, float]:
     start = request.trim_start_s or 0.0
+    if start < 0:  # "the last 30 seconds" is stored as a negative start
+        start = max(0.0, info.duration_s + start)
     end = request.trim_end_s if request.trim_end_s is not None else info.duration_s
     if end < 0:  # "cut the last 5 s" is stored as a negative end
         end = info.duration_s + end
@@ -180,7 +191,8 @@ def plan(info: MediaInfo, request: Request, *, two_pass_at: int | None = None) -
             + ("" if audio.mode == "none" else " (or remove the audio)")
         )
 
-    crf = request.crf if request.crf is not None else DEFAULT_CRF[codec]
+    level_crf = QUALITY_CRF.get(request.quality or "", DEFAULT_CRF)
+    crf = request.crf if request.crf is not None else level_crf[codec]
     w, h = scaled_size(dw, dh, short_limit)
 
     if two_pass_at is None and (target is None or target >= source_share_bytes):
