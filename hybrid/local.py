@@ -256,11 +256,34 @@ def _metadata(plan: Plan) -> dict[str, Any]:
     return options
 
 
+# SVT-AV1 takes a number (0 slowest .. 13 fastest) where x264 and x265 take names; the names map onto
+# the numbers SVT-AV1's own documentation pairs with them by speed.
+SVT_AV1_PRESETS: dict[str, int] = {
+    "ultrafast": 12,
+    "superfast": 11,
+    "veryfast": 10,
+    "faster": 9,
+    "fast": 8,
+    "medium": 7,
+    "slow": 6,
+    "slower": 5,
+    "veryslow": 4,
+}
+
+
+def _x265_value(path: Path) -> str:
+    # x265-params is a ':'-separated key=value list that ffmpeg unescapes with backslashes: a work
+    # folder with ':' or '=' in its name must not split the stats path.
+    return re.sub(r"([\\:=])", r"\\\1", str(path))
+
+
 def _video_options(
     plan: Plan, *, bitrate_bps: int | None, pass_no: int | None, passlog: Path
 ) -> dict[str, Any]:
     v = plan.video
-    options: dict[str, Any] = {"c:v": v.encoder, "preset": v.preset, "fps_mode": "vfr"}
+    preset: str | int = SVT_AV1_PRESETS.get(v.preset, 7) if v.encoder == "libsvtav1" else v.preset
+    options: dict[str, Any] = {"c:v": v.encoder, "preset": preset, "fps_mode": "vfr"}
+    x265_params = ["log-level=error"]
     if v.mode == "crf":
         options["crf"] = v.crf
         if bitrate_bps:
@@ -270,10 +293,17 @@ def _video_options(
             options["bufsize"] = bitrate_bps * 2
     else:
         options["b:v"] = bitrate_bps
-        options["pass"] = pass_no
-        options["passlogfile"] = str(passlog)
+        if v.encoder == "libx265":
+            # libx265 keeps its own two-pass statistics: ffmpeg's -pass/-passlogfile do not reach it.
+            x265_params.append(f"pass={pass_no}:stats={_x265_value(passlog)}")
+        else:  # libx264, and libsvtav1, whose ffmpeg wrapper keeps the stats in the passlog file
+            options["pass"] = pass_no
+            options["passlogfile"] = str(passlog)
     if v.codec == "h264":
         options["profile:v"] = "high"
+    elif v.codec == "hevc":
+        options["x265-params"] = ":".join(x265_params)
+        options["tag:v"] = "hvc1"  # Apple players (QuickTime, iOS, Safari) refuse HEVC tagged hev1
     return options
 
 
