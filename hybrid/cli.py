@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar, TypeVar
@@ -19,9 +20,10 @@ from typing import Any, ClassVar, TypeVar
 import click
 from tqdm import tqdm
 
-from . import __version__, local, planner
+from . import __version__, local, planner, profiles
 from .errors import HybridError, Interrupted
-from .models import Event, Message, Plan, Progress, Request, Result, Source, StageStarted, to_jsonable
+from .intent import Intent, build_request, parse_instruction
+from .models import Event, MediaInfo, Message, Plan, Progress, Request, Result, StageStarted, to_jsonable
 from .probe import probe
 from .units import format_bitrate, format_duration, format_size, format_size_both, parse_bitrate, parse_size
 
@@ -164,6 +166,9 @@ def describe_input(plan: Plan) -> str:
 def render_plan(plan: Plan) -> str:
     v, a, r = plan.video, plan.audio, plan.request
     lines = [f"Input    {describe_input(plan)}"]
+    asked = describe_request(r)
+    if asked:
+        lines.append(f"Asked    {asked}")
     target = format_size_both(r.target_size_bytes) if r.target_size_bytes else "none (quality-based)"
     lines.append(f"Target   {target}")
     if v.mode == "copy":
@@ -201,6 +206,49 @@ def render_plan(plan: Plan) -> str:
     lines.append("Route    local (ffmpeg on this machine)")
     lines.append("Why      " + "\n         ".join(f"- {reason}" for reason in plan.reasons))
     return "\n".join(lines)
+
+
+def _setting_text(r: Request, name: str) -> str | None:
+    """How one Request setting reads in the plan, or None when it says nothing."""
+    start, end = r.trim_start_s, r.trim_end_s
+    texts: dict[str, str | None] = {
+        "profile": r.profile,
+        "target_size_bytes": format_size(r.target_size_bytes) if r.target_size_bytes else None,
+        "max_height": (f"{r.max_width}x{r.max_height} box" if r.max_width else f"{r.max_height}p")
+        if r.max_height
+        else "source resolution",
+        "fps": f"≤{r.fps:g} fps" if r.fps else None,
+        "codec": r.codec,
+        "audio": "no audio" if r.audio == "remove" else "keep audio",
+        "audio_bitrate_bps": f"audio ≤{format_bitrate(r.audio_bitrate_bps)}" if r.audio_bitrate_bps else None,
+        "quality": f"quality {r.quality}" if r.quality else None,
+        "trim_start_s": None
+        if not start
+        else f"from {format_duration(start)}"
+        if start >= 0
+        else f"the last {format_duration(-start)}",
+        "trim_end_s": None
+        if end is None
+        else f"to {format_duration(end)}"
+        if end >= 0
+        else f"cut the last {format_duration(-end)}",
+        "preset": f"preset {r.preset}",
+    }
+    return texts.get(name)
+
+
+def describe_request(request: Request) -> str:
+    """The settings that did not come from defaults, each with its origin: "25.00 MB (instruction)"."""
+    parts = []
+    for name in (
+        "profile", "target_size_bytes", "max_height", "fps", "codec", "audio", "audio_bitrate_bps",
+        "quality", "trim_start_s", "trim_end_s", "preset",
+    ):  # fmt: skip
+        source = request.sources.get(name, "default")
+        text = _setting_text(request, name)
+        if source != "default" and text is not None:
+            parts.append(f"{text} ({source})")
+    return ", ".join(parts)
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
@@ -272,7 +320,21 @@ def request_options(func: F) -> F:
                 ]
             ),
             default=None,
-            help="x264 preset (default medium).",
+            help="Encoder speed preset (default medium; mapped onto SVT-AV1's numbers for AV1).",
+        ),
+        click.option(
+            "--codec", type=click.Choice(["h264", "hevc", "av1"]), help="Video codec (default h264)."
+        ),
+        click.option(
+            "--quality",
+            type=click.Choice(["visually-lossless", "high", "balanced", "small"]),
+            help="Quality level when the size allows it.",
+        ),
+        click.option(
+            "--profile", "profile_name", metavar="NAME", help="Platform profile (see: hybrid profiles)."
+        ),
+        click.option(
+            "--prompt", metavar="TEXT", help='The instruction, e.g. "under 25MB for Discord, no audio".'
         ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or messages."),
@@ -283,29 +345,105 @@ def request_options(func: F) -> F:
     return func
 
 
-def build_request(params: dict[str, Any]) -> Request:
-    sources: dict[str, Source] = {}
-    fields: dict[str, Any] = {}
+def option_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """The Request settings given as explicit command-line options (and only those)."""
+    out: dict[str, Any] = {}
     if params.get("target") is not None:
-        fields["target_size_bytes"] = params["target"]
+        out["target_size_bytes"] = params["target"]
     if params.get("resolution") is not None:
-        short, long = params["resolution"]
-        fields["max_height"] = short
-        if long:
-            fields["max_width"] = long
+        out["max_height"], out["max_width"] = params["resolution"]
     if params.get("max_height") is not None:
-        fields["max_height"] = params["max_height"]
+        out["max_height"] = params["max_height"]
     if params.get("fps") is not None:
-        fields["fps"] = params["fps"]
+        out["fps"] = params["fps"]
     if params.get("no_audio"):
-        fields["audio"] = "remove"
+        out["audio"] = "remove"
     if params.get("audio_bitrate") is not None:
-        fields["audio_bitrate_bps"] = params["audio_bitrate"]
-    if params.get("preset") is not None:
-        fields["preset"] = params["preset"]
-    for name in fields:
-        sources[name] = "option"
-    return Request(**fields, sources=sources)
+        out["audio_bitrate_bps"] = params["audio_bitrate"]
+    for name in ("preset", "codec", "quality"):
+        if params.get(name) is not None:
+            out[name] = params[name]
+    return out
+
+
+# A last positional with one of these suffixes is a file name, never an instruction.
+MEDIA_SUFFIXES = frozenset(
+    {
+        ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".m2v", ".ts",
+        ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".vob", ".dv", ".divx", ".asf", ".rm", ".rmvb",
+        ".f4v", ".gif", ".hevc", ".h264", ".y4m",
+    }
+)  # fmt: skip
+
+
+def looks_like_instruction(text: str) -> bool:
+    """Not an existing path and no media file extension: the words of an instruction."""
+    return not Path(text).exists() and Path(text).suffix.lower() not in MEDIA_SUFFIXES
+
+
+def split_arguments(args: tuple[str, ...], prompt: str | None) -> tuple[Path, str | None]:
+    """``INPUT [INSTRUCTION]`` -> the input path and the instruction (positional or ``--prompt``)."""
+    if not args:
+        raise click.UsageError("missing INPUT: the video file to work on")
+    positional = list(args)
+    instruction = None
+    if len(positional) >= 2 and looks_like_instruction(positional[-1]):
+        instruction = positional.pop()
+    if len(positional) > 1:
+        raise click.UsageError(
+            f"one INPUT at a time ({len(positional)} given); quote the instruction as one argument"
+        )
+    if len(args) == 1 and looks_like_instruction(args[0]) and " " in args[0].strip():
+        raise click.UsageError(f"missing INPUT before the instruction {args[0]!r}")
+    if prompt is not None:
+        if instruction is not None:
+            raise click.UsageError("give the instruction once: as the last argument or with --prompt")
+        instruction = prompt
+    return Path(positional[0]), instruction
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the plan and compress commands work out before planning."""
+
+    info: MediaInfo
+    request: Request
+    intent: Intent | None
+    profile: profiles.Profile | None
+
+
+def prepare(input_path: Path, instruction: str | None, params: dict[str, Any]) -> Job:
+    """Probe the input, understand the instruction, pick the profile, merge it all into a Request."""
+    table = profiles.load_profiles()
+    intent = (
+        parse_instruction(instruction, aliases=profiles.alias_table(table))
+        if instruction is not None
+        else None
+    )
+    options = option_settings(params)
+    name = params.get("profile_name") or (intent.profile if intent else None)
+    profile = profiles.get_profile(name, table) if name else None
+    if params.get("profile_name"):
+        options["profile"] = profile.name if profile else None
+    info = probe(input_path)
+    request = build_request(options, intent, profile, input_size_bytes=info.size_bytes)
+    return Job(info=info, request=request, intent=intent, profile=profile)
+
+
+def plan_job(job: Job, quiet: bool) -> Plan:
+    """Plan the job; refuse what the profile forbids (too long), warn where an override exceeds it."""
+    the_plan = planner.plan(job.info, job.request)
+    if job.profile is not None:
+        profiles.check_duration(job.profile, the_plan.duration_s)
+        target = job.request.target_size_bytes
+        if target is not None and target > job.profile.max_bytes and not quiet:
+            origin = job.request.sources.get("target_size_bytes")
+            click.echo(
+                f"hybrid: note: the {format_size(target)} target (from the {origin}) is over the "
+                f"{job.profile.name} limit of {format_size(job.profile.max_bytes)}",
+                err=True,
+            )
+    return the_plan
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -331,21 +469,30 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("args", metavar="INPUT [INSTRUCTION]", nargs=-1)
 @request_options
-def plan(input_path: Path, as_json: bool, quiet: bool, verbose: bool, **params: Any) -> None:
-    """Show how INPUT would be compressed, without encoding anything."""
+def plan(
+    args: tuple[str, ...], prompt: str | None, as_json: bool, quiet: bool, verbose: bool, **params: Any
+) -> None:
+    """Show how INPUT would be compressed, without encoding anything.
+
+    INSTRUCTION says what you want in plain words: "under 25MB for Discord, no audio".
+    """
     _setup_logging(verbose)
-    request = build_request(params)
-    the_plan = planner.plan(probe(input_path), request)
+    input_path, instruction = split_arguments(args, prompt)
+    job = prepare(input_path, instruction, params)
+    the_plan = plan_job(job, quiet or as_json)
     if as_json:
-        click.echo(json.dumps(plan_json(the_plan), indent=2))
+        data = plan_json(the_plan)
+        if job.intent is not None:
+            data["instruction"] = {"text": instruction, "understood": list(job.intent.phrases)}
+        click.echo(json.dumps(data, indent=2))
     else:
         click.echo(render_plan(the_plan))
 
 
 @cli.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("args", metavar="INPUT [INSTRUCTION]", nargs=-1)
 @click.option(
     "--output",
     "-o",
@@ -355,7 +502,8 @@ def plan(input_path: Path, as_json: bool, quiet: bool, verbose: bool, **params: 
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @request_options
 def compress(
-    input_path: Path,
+    args: tuple[str, ...],
+    prompt: str | None,
     output: Path | None,
     overwrite: bool,
     as_json: bool,
@@ -363,11 +511,16 @@ def compress(
     verbose: bool,
     **params: Any,
 ) -> None:
-    """Compress INPUT to an H.264 MP4 that fits the target."""
+    """Compress INPUT to an MP4 that fits the target.
+
+    INSTRUCTION says what you want in plain words: "under 25MB for Discord, no audio", "half the size",
+    "first 30 seconds at 720p", "压缩到50MB以下". Options given explicitly win over it.
+    """
     _setup_logging(verbose)
-    request = build_request(params)
-    info = probe(input_path)
-    the_plan = planner.plan(info, request)
+    input_path, instruction = split_arguments(args, prompt)
+    job = prepare(input_path, instruction, params)
+    info, request = job.info, job.request
+    the_plan = plan_job(job, quiet or as_json)
     bars = not quiet and not as_json and sys.stdout.isatty() and sys.stderr.isatty()
     if not quiet and not as_json:
         click.echo(render_plan(the_plan), err=not sys.stdout.isatty())
@@ -382,6 +535,19 @@ def compress(
         click.echo(json.dumps(result_json(result), indent=2))
     elif not quiet:
         click.echo(render_result(result))
+
+
+@cli.command(name="profiles")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def list_profiles(as_json: bool) -> None:
+    """List the platform profiles (bundled, and yours in the config dir's profiles/ folder)."""
+    table = profiles.load_profiles()
+    if as_json:
+        click.echo(json.dumps({name: to_jsonable(p) for name, p in sorted(table.items())}, indent=2))
+        return
+    for profile in sorted(table.values(), key=lambda p: p.name):
+        click.echo(profiles.describe(profile))
+    click.echo(f"\nYour own profiles go in {profiles.user_profiles_dir()} (same keys; same name replaces).")
 
 
 # -- entry point ----------------------------------------------------------------------------------
