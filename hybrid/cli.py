@@ -21,6 +21,8 @@ import click
 from tqdm import tqdm
 
 from . import __version__, local, planner, profiles
+from .cloud.commands import COMMANDS as CLOUD_COMMANDS
+from .cloud.commands import cloud_options, pop_cloud_params, run_cloud_compress
 from .errors import HybridError, Interrupted
 from .intent import Intent, build_request, parse_instruction
 from .models import Event, MediaInfo, Message, Plan, Progress, Request, Result, StageStarted, to_jsonable
@@ -501,6 +503,7 @@ def plan(
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @request_options
+@cloud_options
 def compress(
     args: tuple[str, ...],
     prompt: str | None,
@@ -517,6 +520,7 @@ def compress(
     "first 30 seconds at 720p", "压缩到50MB以下". Options given explicitly win over it.
     """
     _setup_logging(verbose)
+    path = pop_cloud_params(params)
     input_path, instruction = split_arguments(args, prompt)
     job = prepare(input_path, instruction, params)
     info, request = job.info, job.request
@@ -526,9 +530,15 @@ def compress(
         click.echo(render_plan(the_plan), err=not sys.stdout.isatty())
     drawer = ProgressDrawer(bars=bars, quiet=quiet)
     try:
-        result = local.compress(
-            input_path, request, output, overwrite=overwrite, on_event=drawer, info=info, plan=the_plan
-        )
+        if path.cloud:
+            result = run_cloud_compress(
+                input_path, request, output, overwrite=overwrite, drawer=drawer, bars=bars, quiet=quiet,
+                cloud_url=path.cloud_url, info=info, plan=the_plan,
+            )  # fmt: skip
+        else:
+            result = local.compress(
+                input_path, request, output, overwrite=overwrite, on_event=drawer, info=info, plan=the_plan
+            )
     finally:
         drawer.close()
     if as_json:
@@ -548,6 +558,10 @@ def list_profiles(as_json: bool) -> None:
     for profile in sorted(table.values(), key=lambda p: p.name):
         click.echo(profiles.describe(profile))
     click.echo(f"\nYour own profiles go in {profiles.user_profiles_dir()} (same keys; same name replaces).")
+
+
+for _command in CLOUD_COMMANDS:  # credits, status, login, logout, serve (hybrid/cloud/commands.py)
+    cli.add_command(_command)
 
 
 # -- entry point ----------------------------------------------------------------------------------
