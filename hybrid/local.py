@@ -242,8 +242,9 @@ def _video_stream(plan: Plan) -> Any:
     assert src is not None
     if v.fps_changed:
         stream = stream.filter("fps", fps=f"{v.fps:g}")
-    if (v.width, v.height) != (src.display_width, src.display_height):
-        stream = stream.filter("scale", v.width, v.height, flags="lanczos")
+    # Always through scale: it resizes when the plan says so, and converts full-range sources (phone
+    # MJPEG, yuvj*) to the limited range that every player assumes for H.264.
+    stream = stream.filter("scale", v.width, v.height, flags="lanczos", out_range="tv")
     return stream.filter("format", "yuv420p")
 
 
@@ -395,47 +396,92 @@ def _two_pass(run: _Run, plan: Plan) -> Path:
     ffmpeg.run(_compile(first), stage=_stage(run, "pass 1/2"), total_s=plan.duration_s, on_event=run.on_event)
     run.encodes += 1
 
-    out = run.work / "output.mp4"
     floor = math.ceil(hard_cap * USE_BUDGET_FLOOR)
-    size = 0
-    for attempt in range(1, MAX_SECOND_PASSES + 1):
+    best: tuple[int, Path] | None = None  # the largest output so far that fits
+    points: list[tuple[int, int]] = []  # (bitrate asked, size obtained) of each second pass
+    attempts = MAX_SECOND_PASSES
+    attempt = 0
+    while attempt < attempts:
+        attempt += 1
+        out = run.work / f"output-{attempt}.mp4"
         options = _video_options(plan, bitrate_bps=bitrate, pass_no=2, passlog=passlog)
-        second = _video_output(plan, audio_file, out, options)
         label = "pass 2/2" if attempt == 1 else f"pass 2/2 (retry {attempt - 1})"
         result = ffmpeg.run(
-            _compile(second), stage=_stage(run, label), total_s=plan.duration_s, on_event=run.on_event
+            _compile(_video_output(plan, audio_file, out, options)),
+            stage=_stage(run, label),
+            total_s=plan.duration_s,
+            on_event=run.on_event,
         )
         run.encodes += 1
         size = out.stat().st_size
-        if floor <= size <= hard_cap:
-            return out
-        if size <= hard_cap and _saturated(result.stderr):
-            run.note(
-                f"the encoder reached lossless quality at {format_size(size)} "
-                f"({size / hard_cap:.0%} of the target): this video needs no more"
-            )
-            return out
-        if attempt == MAX_SECOND_PASSES:
-            break
-        # Re-aim only the video part: audio and overhead are what they are.
-        fixed = size - math.floor(bitrate * plan.duration_s / 8)
-        wanted_video = budget - max(fixed, audio_bytes)
-        actual_video = max(1, size - max(fixed, audio_bytes))
-        correction = wanted_video / actual_video
+        if size <= hard_cap:
+            if best is None or size > best[0]:
+                if best is not None:
+                    best[1].unlink()
+                best = (size, out)
+            else:
+                out.unlink()
+            if size >= floor:
+                return best[1]
+            if _saturated(result.stderr):
+                run.note(
+                    f"the encoder reached lossless quality at {format_size(size)} "
+                    f"({size / hard_cap:.0%} of the target): this video needs no more"
+                )
+                return best[1]
+        # Re-aim from what this output really holds (its overhead measured, the audio known to the
+        # byte), between the results so far when they bracket the window.
+        points.append((bitrate, size))
+        payload = _payload_bytes(out) if out.exists() else 0
+        overhead = max(0, size - payload) if payload else plan.overhead_bytes
+        aim = (floor + hard_cap) // 2
+        next_bitrate = next_second_pass_bitrate(points, aim, fixed_bytes=overhead + audio_bytes)
+        correction = next_bitrate / bitrate
         over = size > hard_cap
+        if over:
+            out.unlink()
+            if attempt == attempts and best is None and attempts == MAX_SECOND_PASSES:
+                attempts += 1  # nothing fits yet: one more, safer try rather than failing
+                next_bitrate = math.floor(next_bitrate * 0.97)
+        elif attempt == attempts:
+            break
         run.note(
             f"second pass came out {format_size(size)}, "
             + ("over" if over else "well under")
             + f" the {format_size(hard_cap)} target: re-running it at {correction:.3f}x the bitrate"
         )
-        bitrate = max(1000, math.floor(bitrate * correction * (0.995 if over else 1.0)))
-    if size > hard_cap:
+        bitrate = max(1000, next_bitrate)
+    if best is None:
         raise EncodeError(
-            f"could not fit {format_size(hard_cap)} after {MAX_SECOND_PASSES} second passes "
-            f"(last: {format_size(size)}); try a slightly larger target"
+            f"could not fit {format_size(hard_cap)} after {attempts} second passes; "
+            "try a slightly larger target"
         )
-    run.note(f"output is {size / hard_cap:.1%} of the target: the encoder would not use more")
-    return out
+    run.note(
+        f"output is {best[0] / hard_cap:.1%} of the target: the closest of {attempts} second passes that fits"
+    )
+    return best[1]
+
+
+def next_second_pass_bitrate(points: list[tuple[int, int]], aim_bytes: int, *, fixed_bytes: int) -> int:
+    """The bitrate for the next second pass, from the (bitrate, size) pairs seen so far.
+
+    x264's size is not proportional to the bitrate asked, least of all on short clips where one
+    keyframe is much of the file: so when earlier passes landed on both sides of the aim, interpolate
+    between the nearest two (regula falsi); otherwise scale the video part (size minus the audio and
+    container bytes, which do not move) by what it should have been.
+    """
+    below = [p for p in points if p[1] <= aim_bytes]
+    above = [p for p in points if p[1] > aim_bytes]
+    if below and above:
+        lo = max(below, key=lambda p: p[1])
+        hi = min(above, key=lambda p: p[1])
+        if hi[1] != lo[1]:
+            share = (aim_bytes - lo[1]) / (hi[1] - lo[1])
+            return max(1000, math.floor(lo[0] + share * (hi[0] - lo[0])))
+    bitrate, size = points[-1]
+    video_actual = max(1, size - fixed_bytes)
+    video_wanted = max(1, aim_bytes - fixed_bytes)
+    return max(1000, math.floor(bitrate * video_wanted / video_actual))
 
 
 _AVG_QP = re.compile(r"frame [IPB]:\s*\d+\s+Avg QP:\s*([\d.]+)")
