@@ -291,7 +291,7 @@ _TRIM_FIRST_RE = re.compile(
 )
 _CUT_START_RE = re.compile(
     rf"(?:cut|remove|drop|skip|trim|delete|lose|chop|strip|without)\s+(?:off\s+)?(?:the\s+)?"
-    rf"(?:first|opening|beginning)\s*({_DUR})|(?:去掉|去除|删掉|删除|剪掉|跳过|不要)(?:前|开头|开始的?|头)\s*({_DUR})"
+    rf"(?:first|opening|beginning)\s*({_DUR})(?:,?\s*(?:and|&)\s+(?:the\s+)?(?:last|final|end)\s*({_DUR}))?|(?:去掉|去除|删掉|删除|剪掉|跳过|不要)(?:前|开头|开始的?|头)\s*({_DUR})"
 )
 _CUT_END_RE = re.compile(
     rf"(?:cut|remove|drop|skip|trim|delete|lose|chop|strip|without)\s+(?:off\s+)?(?:the\s+)?"
@@ -313,7 +313,7 @@ _RES_NAMED: dict[str, int] = {
     "超清": 1080, "高清": 720, "标清": 480,
 }  # fmt: skip
 _RES_NAMED_RE = re.compile(
-    r"(?<![\w])(8k|4k|uhd|ultra\s+hd|2k|qhd|full\s*hd|fhd|hd|sd)(?![\w])|(超高清|全高清|蓝光|超清|高清|标清)"
+    r"(?<![a-z0-9])(8k|4k|uhd|ultra\s+hd|2k|qhd|full\s*hd|fhd|hd|sd)(?![a-z0-9])|(超高清|全高清|蓝光|超清|高清|标清)"
     r"(?!画质|质量|晰)"
 )
 _RES_NUMBERS = {4320, 2160, 1440, 1080, 720, 576, 540, 480, 360, 240, 144}
@@ -328,12 +328,14 @@ _SAME_RES_RE = re.compile(
 )
 _ORIENTATION_RE = re.compile(r"\b(?:vertical|portrait|landscape|horizontal|9:16|16:9)\b|竖屏|横屏|竖版|横版")
 
-_CODEC_RE = re.compile(r"(?<![\w])(?:(h\.?\s?264|x264|avc)|(h\.?\s?265|x265|hevc)|(av1|av-1))(?![\w])")
+_CODEC_RE = re.compile(
+    r"(?<![a-z0-9])(?:(h\.?\s?264|x264|avc)|(h\.?\s?265|x265|hevc)|(av1|av-1))(?![a-z0-9])"
+)
 _OTHER_FORMAT_RE = re.compile(
     r"(?:to|into|as|export(?:\s+(?:it|as|to))?|output|导出|转成|转为|转换为|转换成)\s*(?:an?\s+)?(?:\.)?"
-    r"(webm|mkv|avi|mov|gif|vp9|vp8|wmv|flv|prores|mpeg-?2)(?![\w])"
+    r"(webm|mkv|avi|mov|gif|vp9|vp8|wmv|flv|prores|mpeg-?2)(?![a-z0-9])"
 )
-_MP4_RE = re.compile(r"(?<![\w])\.?mp4(?![\w])")
+_MP4_RE = re.compile(r"(?<![a-z0-9])\.?mp4(?![a-z0-9])")
 
 _LOSSLESS_RE = re.compile(
     r"(?:without|no|zero|minimal|w/o|with\s+no)\s+(?:any\s+|visible\s+|noticeable\s+|much\s+)?"
@@ -410,9 +412,11 @@ def _aliases_re(aliases: Mapping[str, str]) -> re.Pattern[str]:
         escaped = re.escape(alias).replace(r"\ ", r"\s+")
         if alias.isascii() and len(alias) <= 3:
             # "x", "wa", "ig": only after "for/on/to", or "x" is every "1920x1080"
-            parts.append(rf"(?:(?<=for\s)|(?<=on\s)|(?<=to\s)|(?<=via\s)|(?<=into\s))(?:{escaped})(?![\w])")
+            parts.append(
+                rf"(?:(?<=for\s)|(?<=on\s)|(?<=to\s)|(?<=via\s)|(?<=into\s))(?:{escaped})(?![a-z0-9])"
+            )
         elif alias.isascii():
-            parts.append(rf"(?<![\w])(?:{escaped})(?![\w])")
+            parts.append(rf"(?<![a-z0-9])(?:{escaped})(?![a-z0-9])")
         else:
             parts.append(escaped)
     return re.compile("|".join(parts)) if parts else re.compile(r"(?!x)x")
@@ -452,7 +456,7 @@ def parse_instruction(text: str, *, aliases: Mapping[str, str] | None = None) ->
 
     # Trims, before sizes: "first 30 s" and "0:10 to 1:20" hold numbers that are not sizes.
     scan.take(_TRIM_RANGE_RE, lambda m: _trim_range(scan, m))
-    scan.take(_CUT_START_RE, lambda m: scan.add("trim_start_s", _duration_s(_group(m)), m.group(0)))
+    scan.take(_CUT_START_RE, lambda m: _cut_start(scan, m))
     scan.take(_CUT_END_RE, lambda m: scan.add("trim_end_s", -_duration_s(_group(m)), m.group(0)))
     scan.take(_TRIM_FIRST_RE, lambda m: _trim_first(scan, m))
     scan.take(_LAST_RE, lambda m: scan.add("trim_start_s", -_duration_s(_group(m)), m.group(0)))
@@ -510,6 +514,13 @@ def _trim_range(scan: _Scan, m: re.Match[str]) -> None:
         raise IntentError(f'the trim "{m.group(0).strip()}" ends before it starts: say "from 0:10 to 1:20"')
     scan.add("trim_start_s", start, m.group(0))
     scan.add("trim_end_s", end, m.group(0))
+
+
+def _cut_start(scan: _Scan, m: re.Match[str]) -> None:
+    # "cut the first 5 s and the last 5 s": one verb for both ends
+    scan.add("trim_start_s", _duration_s(m.group(1) or m.group(3)), m.group(0))
+    if m.group(2):
+        scan.add("trim_end_s", -_duration_s(m.group(2)), m.group(0))
 
 
 def _trim_first(scan: _Scan, m: re.Match[str]) -> None:
