@@ -14,6 +14,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from ..errors import HybridError
 from ..models import Codec, Request, Source
 from ..units import parse_bitrate, parse_size
 
@@ -37,6 +38,8 @@ def describe_request(request: Request) -> str:
         parts.append(f"audio at {request.audio_bitrate_bps}bps")
     if request.crf is not None:
         parts.append(f"crf {request.crf}")
+    if request.quality is not None:
+        parts.append(f"quality {request.quality}")
     if request.trim_start_s is not None or request.trim_end_s is not None:
         start = request.trim_start_s or 0.0
         end = f"{request.trim_end_s:.3f}s" if request.trim_end_s is not None else "the end"
@@ -55,6 +58,7 @@ _AUDIO = re.compile(r"audio at (\d+(?:\.\d+)?\s*[kmg]?(?:bps|b/s)?)", re.I)
 _PRESET = re.compile(r"\bpreset\s+([a-z]+)", re.I)
 _CRF = re.compile(r"\bcrf\s*(\d{1,2})\b", re.I)
 _TRIM = re.compile(r"from\s+(\d+(?:\.\d+)?)\s*s\s+to\s+(?:(\d+(?:\.\d+)?)\s*s|the end)", re.I)
+_QUALITY = re.compile(r"\bquality\s+(visually-lossless|high|balanced|small)\b", re.I)
 _CODEC = re.compile(r"\b(hevc|h\.?265|av1|h\.?264)\b", re.I)
 
 
@@ -81,6 +85,8 @@ def parse_explicit(message: str) -> Request:
         fields["trim_start_s"] = float(m.group(1)) or None
         if m.group(2):
             fields["trim_end_s"] = float(m.group(2))
+    if m := _QUALITY.search(message):
+        fields["quality"] = m.group(1).lower()
     if m := _CODEC.search(message):
         word = m.group(1).lower().replace(".", "")
         codec: Codec = "hevc" if word in ("hevc", "h265") else "av1" if word == "av1" else "h264"
@@ -89,33 +95,40 @@ def parse_explicit(message: str) -> Request:
     return Request(**fields, sources=sources)
 
 
-def understand(message: str) -> Request:
+def understand(message: str, *, input_size_bytes: int | None = None) -> Request:
     """Message -> Request: the project's instruction parser if present, else explicit options.
 
     The explicit reading always runs too and wins for the settings it finds, so a message written by
     :func:`describe_request` means exactly what the client meant whatever the free-text parser makes
-    of it.
+    of it. Raises ValueError when neither reading understood anything.
     """
     explicit = parse_explicit(message)
-    parsed = _intent_parse(message)
+    parsed, problem = _intent_parse(message, input_size_bytes)
     if parsed is None:
+        if not explicit.sources and problem:
+            raise ValueError(problem)
         return explicit
     found = {name: getattr(explicit, name) for name in explicit.sources}
     sources = {**dict(parsed.sources), **dict(explicit.sources)}
     return replace(parsed, **found, sources=sources)
 
 
-def _intent_parse(message: str) -> Request | None:
-    """The seam to ``hybrid.intent`` (written separately): used when it offers ``parse(text) -> Request``."""
+def _intent_parse(message: str, input_size_bytes: int | None) -> tuple[Request | None, str | None]:
+    """The seam to ``hybrid.intent``: its ``request_from_instruction`` with the loaded profiles."""
     try:
         intent = importlib.import_module("hybrid.intent")
+        profiles = importlib.import_module("hybrid.profiles")
     except ImportError:
-        return None
-    parse = getattr(intent, "parse", None) or getattr(intent, "parse_instruction", None)
+        return None, None
+    parse = getattr(intent, "request_from_instruction", None)
     if parse is None:
-        return None
+        return None, None
     try:
-        result = parse(message)
-    except Exception:  # a sentence the free-text parser rejects still has its explicit options
-        return None
-    return result if isinstance(result, Request) else None
+        table = profiles.load_profiles()
+    except HybridError:
+        table = None
+    try:
+        result = parse(message, input_size_bytes=input_size_bytes, profiles=table)
+    except HybridError as exc:  # a sentence the free-text parser rejects may still have explicit options
+        return None, exc.message
+    return (result if isinstance(result, Request) else None), None

@@ -890,7 +890,7 @@ async def _agent_stream(node: Node, user: str, sid: str, text: str, drop: bool) 
         video = videos[-1]
         yield _event(node, "tool_call", name="understand_instruction", args={"text": text[:500]})
         try:
-            request = understand(text)
+            request = understand(text, input_size_bytes=video.get("size"))
         except ValueError as exc:
             yield _event(node, "text", content=f"I could not understand that: {exc}")
             return
