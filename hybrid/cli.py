@@ -380,7 +380,9 @@ MEDIA_SUFFIXES = frozenset(
 
 def looks_like_instruction(text: str) -> bool:
     """Not an existing path and no media file extension: the words of an instruction."""
-    return not Path(text).exists() and Path(text).suffix.lower() not in MEDIA_SUFFIXES
+    # os.path.exists, not Path.exists: a path we may not look into is "not known to exist" here, and
+    # the input check then says "permission denied" instead of a traceback.
+    return not os.path.exists(text) and Path(text).suffix.lower() not in MEDIA_SUFFIXES
 
 
 def split_arguments(args: tuple[str, ...], prompt: str | None) -> tuple[Path, str | None]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import ffmpeg as ffmpeg_python
+import psutil
 
 from . import ffmpeg, planner
 from .errors import EncodeError, OutputError, ResourceError
@@ -104,9 +105,19 @@ def check_disk(plan: Plan, folder: Path) -> None:
         )
 
 
+def _sweep_stale_workdirs(folder: Path) -> None:
+    """Remove work folders left by a hybrid that was killed outright (SIGKILL, power loss): their
+    name carries the pid, and a pid that no longer runs cannot be using them."""
+    for path in folder.glob(".hybrid-*-*"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and path.is_dir() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _make_workdir(folder: Path) -> Path:
+    _sweep_stale_workdirs(folder)
     try:
-        return Path(tempfile.mkdtemp(prefix=".hybrid-", dir=folder))
+        return Path(tempfile.mkdtemp(prefix=f".hybrid-{os.getpid()}-", dir=folder))
     except PermissionError:
         raise OutputError(f"cannot write to the output folder {folder}: permission denied") from None
     except OSError as exc:

@@ -248,8 +248,19 @@ def _channels(text: str) -> int:
     return _CHANNELS.get(text.split("(")[0], 2 if text else 0)
 
 
+_MP4_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot", b"uuid"}
+
+
 def _explain_failure(path: Path, stderr: str) -> MediaError:
-    if "moov atom not found" in stderr:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        head = b""
+    # A renamed text file is "not a video", not a "damaged" one, whatever demuxer the name chose.
+    if head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        return MediaError(f"{path} is not a video file (it is text)")
+    if "moov atom not found" in stderr and head[4:8] in _MP4_BOXES:
         return MediaError(f"{path} is truncated or corrupt (its index, the moov atom, is missing)")
     if "Invalid data found" in stderr or "could not find codec parameters" in stderr.lower():
         return _not_media(path)
