@@ -123,6 +123,7 @@ def git_info() -> dict[str, Any]:
         "commit": git("rev-parse", "HEAD"),
         "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
         "hybrid_dirty": bool(status) if status is not None else None,  # tracked files only
+        "hybrid_modified": [line[3:] for line in (status or "").splitlines()],
     }
 
 
@@ -206,7 +207,8 @@ def fmt_bytes(n: int | None) -> str:
 
 def context_markdown(context: dict[str, Any]) -> str:
     m, v, g = context["machine"], context["versions"], context["git"]
-    dirty = " (hybrid/ had uncommitted changes)" if g.get("hybrid_dirty") else ""
+    modified = ", ".join(g.get("hybrid_modified") or [])
+    dirty = f" (uncommitted changes in {modified})" if g.get("hybrid_dirty") else ""
     lines = [
         f"- date: {context['date']}",
         f"- machine: {m['cpu_model']}, {m['logical_cores']} logical / {m['physical_cores']} physical "
