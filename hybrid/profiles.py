@@ -184,6 +184,7 @@ def load_profiles(user_dir: Path | None = None) -> dict[str, Profile]:
                 raise ProfileError(f"cannot read profile {path}: {exc}") from None
             profile = parse_profile(path.stem.lower(), text, str(path), "user")
             found[profile.name] = replace(profile, path=path)
+    alias_table(found)  # two profiles claiming one word is an error now, not a coin toss later
     return found
 
 
@@ -201,10 +202,15 @@ def get_profile(name: str, profiles: Mapping[str, Profile] | None = None) -> Pro
 
 def alias_table(profiles: Mapping[str, Profile]) -> dict[str, str]:
     """alias -> profile name, for the instruction parser: every name and every alias."""
-    table: dict[str, str] = {}
+    table = {profile.name: profile.name for profile in profiles.values()}
     for profile in profiles.values():
-        table[profile.name] = profile.name
         for alias in profile.aliases:
+            if table.get(alias, profile.name) != profile.name:
+                other = profiles[table[alias]]
+                raise ProfileError(
+                    f"{profile.path or profile.name}: alias {alias!r} is already "
+                    f"{'the name' if alias == other.name else 'an alias'} of profile {other.name!r}"
+                )
             table[alias] = profile.name
     return table
 
