@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import time
@@ -123,7 +124,7 @@ def git_info() -> dict[str, Any]:
         "commit": git("rev-parse", "HEAD"),
         "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
         "hybrid_dirty": bool(status) if status is not None else None,  # tracked files only
-        "hybrid_modified": [line[3:] for line in (status or "").splitlines()],
+        "hybrid_modified": [line.split(maxsplit=1)[-1] for line in (status or "").splitlines()],
     }
 
 
@@ -220,6 +221,15 @@ def context_markdown(context: dict[str, Any]) -> str:
         "- settings: " + ", ".join(f"{k}={val}" for k, val in context["settings"].items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so temporary folders and hybrid's work files are removed."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def require_ffmpeg() -> str:

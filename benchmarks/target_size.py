@@ -481,6 +481,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    common.exit_cleanly_on_sigterm()
     preset = args.preset or ("veryfast" if args.quick else "medium")
     out_dir = args.out or (common.QUICK_RESULTS_DIR if args.quick else common.RESULTS_DIR)
     shares = QUICK_SHARES if args.quick else TARGET_SHARES
