@@ -13,7 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("HYBRID_MEDIA", REPO.parent / "shared" / "media"))
 
-CLIPS = sorted(p.name for p in MEDIA.glob("*") if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi", ".webm"})
+CLIPS = sorted(
+    p.name for p in MEDIA.glob("*") if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".avi", ".webm"}
+)
 
 
 def clip(name: str) -> Path:
@@ -24,13 +26,17 @@ def clip(name: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """No test reads or writes the real user config directory."""
     monkeypatch.setenv("HYBRID_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
     yield
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m hybrid`` in a child process, as a user would, with no TTY."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(

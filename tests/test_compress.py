@@ -119,8 +119,12 @@ def test_lossless_saturation_is_reported_not_looped(tmp_path: Path) -> None:
     messages: list[str] = []
     source = clip("game-cinepak.mkv")
     out = tmp_path / "game.mp4"
-    result = compress(source, Request(target_size_bytes=source.stat().st_size // 2, preset=FAST), out,
-                      on_event=lambda e: messages.append(e.text) if isinstance(e, Message) else None)
+    result = compress(
+        source,
+        Request(target_size_bytes=source.stat().st_size // 2, preset=FAST),
+        out,
+        on_event=lambda e: messages.append(e.text) if isinstance(e, Message) else None,
+    )
     assert out.stat().st_size <= source.stat().st_size // 2
     assert result.encodes == 2, "no retries when more bitrate cannot buy anything"
     assert any("lossless" in m for m in messages)
@@ -149,13 +153,30 @@ def test_cli_compress_json_and_plan_json(tmp_path: Path) -> None:
     assert result["target_size_bytes"] == 400_000
     assert result["encodes"] >= 2 and result["elapsed_s"] > 0
     assert result["duration_s"] == pytest.approx(1.6, abs=0.1)
-    assert (result["video"]["width"], result["video"]["height"]) == (data["video"]["width"], data["video"]["height"])
+    assert (result["video"]["width"], result["video"]["height"]) == (
+        data["video"]["width"],
+        data["video"]["height"],
+    )
 
 
 def test_cli_options_reach_the_output(tmp_path: Path) -> None:
     out = tmp_path / "opts.mp4"
-    done = run_cli("compress", str(clip("phone-720p-hello.mp4")), "-t", "1.5MB", "--resolution", "480p",
-                   "--fps", "15", "--no-audio", "-o", str(out), "--preset", FAST, "--quiet")
+    done = run_cli(
+        "compress",
+        str(clip("phone-720p-hello.mp4")),
+        "-t",
+        "1.5MB",
+        "--resolution",
+        "480p",
+        "--fps",
+        "15",
+        "--no-audio",
+        "-o",
+        str(out),
+        "--preset",
+        FAST,
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""  # --quiet means quiet
     got = probe(out)

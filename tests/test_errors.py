@@ -30,6 +30,7 @@ def shared_tmp() -> Iterator[Path]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         shutil.rmtree(folder, ignore_errors=True)
 
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
@@ -49,7 +50,9 @@ def assert_clean(folder: Path, *expected: str) -> None:
 
 def make(tmp_path: Path, name: str, *ffmpeg_args: str) -> Path:
     path = tmp_path / name
-    subprocess.run([FFMPEG, "-v", "error", "-y", *ffmpeg_args, str(path)], check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-y", *ffmpeg_args, str(path)], check=True, stdin=subprocess.DEVNULL
+    )
     return path
 
 
@@ -90,9 +93,15 @@ def test_unreadable_file(shared_tmp: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "HYBRID_CONFIG_DIR": str(tmp_path / "config")}
     import sys
 
-    proc = subprocess.run([*prefix, sys.executable, "-m", "hybrid", "compress", str(source), "-t", "100KB"],
-                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
-                          check=False)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "hybrid", "compress", str(source), "-t", "100KB"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
     assert_refused(proc, 3, "permission denied")
     assert_clean(tmp_path, "secret.mp4")
 
@@ -104,7 +113,9 @@ def test_zero_byte_file(tmp_path: Path) -> None:
     assert_clean(tmp_path, "empty.mp4")
 
 
-@pytest.mark.parametrize("name", ["phone-720p-hello.mp4", "ball-576p.mp4", "phone-720p-hello.webm", "game-cinepak.mkv"])
+@pytest.mark.parametrize(
+    "name", ["phone-720p-hello.mp4", "ball-576p.mp4", "phone-720p-hello.webm", "game-cinepak.mkv"]
+)
 def test_truncated_file(tmp_path: Path, name: str) -> None:
     data = clip(name).read_bytes()
     broken = tmp_path / f"cut{Path(name).suffix}"
@@ -178,7 +189,9 @@ def test_output_exists_without_overwrite(tmp_path: Path) -> None:
 
 
 def test_output_folder_missing(tmp_path: Path) -> None:
-    proc = run_cli("compress", str(clip("motion-320p.mov")), "-t", "200KB", "-o", str(tmp_path / "no" / "x.mp4"))
+    proc = run_cli(
+        "compress", str(clip("motion-320p.mov")), "-t", "200KB", "-o", str(tmp_path / "no" / "x.mp4")
+    )
     assert_refused(proc, 6, "does not exist")
 
 
@@ -202,9 +215,24 @@ def test_unwritable_output_folder(shared_tmp: Path) -> None:
 
     env = {**os.environ, "HOME": str(tmp_path), "HYBRID_CONFIG_DIR": str(tmp_path / "config")}
     proc = subprocess.run(
-        [*prefix, sys.executable, "-m", "hybrid", "compress", str(source), "-t", "200KB", "-o",
-         str(locked / "out.mp4")],
-        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120, check=False,
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "hybrid",
+            "compress",
+            str(source),
+            "-t",
+            "200KB",
+            "-o",
+            str(locked / "out.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
     )
     assert_refused(proc, 6, "cannot write to the output folder", "permission denied")
     assert list(locked.iterdir()) == []
@@ -215,8 +243,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs: a real full disk, without filling the machine's."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, check=False
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
     try:
@@ -226,14 +255,23 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_not_enough_disk_is_caught_before_encoding(tiny_disk: Path) -> None:
-    proc = run_cli("compress", str(clip("phone-720p-hello.mp4")), "-t", "3MB", "-o", str(tiny_disk / "out.mp4"))
+    proc = run_cli(
+        "compress", str(clip("phone-720p-hello.mp4")), "-t", "3MB", "-o", str(tiny_disk / "out.mp4")
+    )
     assert_refused(proc, 7, "not enough free disk")
     assert list(tiny_disk.iterdir()) == []
 
 
 def test_ffmpeg_missing(tmp_path: Path) -> None:
-    proc = run_cli("compress", str(clip("motion-320p.mov")), "-t", "200KB", "-o", str(tmp_path / "x.mp4"),
-                   env={"HYBRID_FFMPEG": str(tmp_path / "no-ffmpeg"), "HYBRID_FFPROBE": "none"})
+    proc = run_cli(
+        "compress",
+        str(clip("motion-320p.mov")),
+        "-t",
+        "200KB",
+        "-o",
+        str(tmp_path / "x.mp4"),
+        env={"HYBRID_FFMPEG": str(tmp_path / "no-ffmpeg"), "HYBRID_FFPROBE": "none"},
+    )
     assert_refused(proc, 8, "ffmpeg not found")
     assert_clean(tmp_path)
 
@@ -242,8 +280,15 @@ def test_ffmpeg_broken(tmp_path: Path) -> None:
     fake = tmp_path / "ffmpeg"
     fake.write_text("#!/bin/sh\necho 'error while loading shared libraries: libx264.so' >&2\nexit 127\n")
     fake.chmod(0o755)
-    proc = run_cli("compress", str(clip("motion-320p.mov")), "-t", "200KB", "-o", str(tmp_path / "x.mp4"),
-                   env={"HYBRID_FFMPEG": str(fake), "HYBRID_FFPROBE": "none"})
+    proc = run_cli(
+        "compress",
+        str(clip("motion-320p.mov")),
+        "-t",
+        "200KB",
+        "-o",
+        str(tmp_path / "x.mp4"),
+        env={"HYBRID_FFMPEG": str(fake), "HYBRID_FFPROBE": "none"},
+    )
     assert_refused(proc, 8, "does not work", "libx264.so")
     assert_clean(tmp_path, "ffmpeg")
 

@@ -34,9 +34,24 @@ def test_signal_mid_encode_leaves_nothing(tmp_path: Path, sig: signal.Signals) -
     out = tmp_path / "out.mp4"
     # veryslow keeps the encode running long enough to be interrupted in the middle of a pass.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybrid", "compress", str(clip("phone-720p-hello.mp4")), "-t", "2MB",
-         "-o", str(out), "--preset", "veryslow", "--quiet"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "hybrid",
+            "compress",
+            str(clip("phone-720p-hello.mp4")),
+            "-t",
+            "2MB",
+            "-o",
+            str(out),
+            "--preset",
+            "veryslow",
+            "--quiet",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -70,8 +85,12 @@ def test_keyboard_interrupt_inside_the_api_cleans_up(tmp_path: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        compress(clip("phone-720p-hello.mp4"), Request(target_size_bytes=2_000_000, preset="medium"), out,
-                 on_event=stop_at_first_progress)
+        compress(
+            clip("phone-720p-hello.mp4"),
+            Request(target_size_bytes=2_000_000, preset="medium"),
+            out,
+            on_event=stop_at_first_progress,
+        )
     assert list(tmp_path.iterdir()) == []
     assert _ffmpeg_children_of(str(tmp_path)) == []
 
@@ -81,9 +100,23 @@ def test_sigkill_of_hybrid_takes_ffmpeg_with_it(tmp_path: Path) -> None:
         pytest.skip("parent-death signal is Linux-only")
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybrid", "compress", str(clip("phone-720p-hello.mp4")), "-t", "2MB",
-         "-o", str(out), "--preset", "veryslow", "--quiet"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "hybrid",
+            "compress",
+            str(clip("phone-720p-hello.mp4")),
+            "-t",
+            "2MB",
+            "-o",
+            str(out),
+            "--preset",
+            "veryslow",
+            "--quiet",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not _ffmpeg_children_of(str(tmp_path)):

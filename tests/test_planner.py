@@ -26,13 +26,24 @@ def media(
     no_audio: bool = False,
 ) -> MediaInfo:
     video = VideoStream(
-        codec=vcodec, width=width, height=height, rotation=rotation, fps=fps, pix_fmt="yuv420p",
+        codec=vcodec,
+        width=width,
+        height=height,
+        rotation=rotation,
+        fps=fps,
+        pix_fmt="yuv420p",
         bitrate_bps=int(size * 8 / duration * 0.9),
     )
     if audio is None and not no_audio:
         audio = AudioStream(codec="aac", channels=2, sample_rate=48000, bitrate_bps=160_000)
-    return MediaInfo(path=Path("in.mp4"), size_bytes=size, duration_s=duration, container=container,
-                     video=video, audio=audio)
+    return MediaInfo(
+        path=Path("in.mp4"),
+        size_bytes=size,
+        duration_s=duration,
+        container=container,
+        video=video,
+        audio=audio,
+    )
 
 
 def test_two_pass_budget_arithmetic() -> None:
@@ -56,8 +67,10 @@ def test_overhead_grows_with_packets_not_with_size() -> None:
     assert mp4_overhead_bytes(600, 30, None) < long  # no audio packets
     # The same 10-minute video planned at two targets carries the same overhead.
     info = media()
-    assert plan(info, Request(target_size_bytes=40_000_000)).overhead_bytes == plan(
-        info, Request(target_size_bytes=80_000_000)).overhead_bytes
+    assert (
+        plan(info, Request(target_size_bytes=40_000_000)).overhead_bytes
+        == plan(info, Request(target_size_bytes=80_000_000)).overhead_bytes
+    )
 
 
 def test_audio_never_above_the_source() -> None:
@@ -107,7 +120,9 @@ def test_ladder_steps_down_until_the_bitrate_carries_the_picture() -> None:
 def test_the_reason_names_the_bitrate() -> None:
     p = plan(media(duration=60, size=100_000_000), Request(target_size_bytes=9_500_000))
     assert p.video.height == 720
-    assert any(r.startswith("downscaled to 720p:") and "too little for the source's 1080p" in r for r in p.reasons)
+    assert any(
+        r.startswith("downscaled to 720p:") and "too little for the source's 1080p" in r for r in p.reasons
+    )
 
 
 def test_fps_capped_at_30_before_the_picture_shrinks() -> None:
@@ -179,7 +194,9 @@ def test_no_target_means_quality_capped_at_the_source_size() -> None:
 
 def test_impossible_target_is_refused_with_the_smallest_that_works() -> None:
     info = media()  # 10 minutes
-    with pytest.raises(PlanError, match=r"100.0 kB is too small for 10m00s of video: the smallest that works is [\d.]+ MB"):
+    with pytest.raises(
+        PlanError, match=r"100.0 kB is too small for 10m00s of video: the smallest that works is [\d.]+ MB"
+    ):
         plan(info, Request(target_size_bytes=100_000))
     with pytest.raises(PlanError) as refused:
         plan(info, Request(target_size_bytes=100_000))
