@@ -223,6 +223,28 @@ class _Scan:
     def add(self, name: str, value: Any, phrase: str) -> None:
         self.found.setdefault(name, []).append((value, phrase.strip()))
 
+    def add_wanted(self, name: str, value: Any, match: re.Match[str]) -> None:
+        """Add a setting unless the words around it describe the input ("this 4k video", "the file is
+        200MB", "recorded at 60fps"): those say what the user has, not what they want."""
+        before = self.text[max(0, match.start() - 30) : match.start()]
+        after = self.text[match.end() : match.end() + 20]
+        if _SOURCE_BEFORE_RE.search(before) or _SOURCE_AFTER_RE.match(after):
+            self.add("described", value, match.group(0))
+        else:
+            self.add(name, value, match.group(0))
+
+
+# Words that make a size, resolution or frame rate a description of the input, not a wish.
+_SOURCE_BEFORE_RE = re.compile(
+    r"(?:\b(?:this|my|our|its|it'?s|is|was|are|original(?:ly)?|currently|source)\s+|"
+    r"\b(?:recorded|shot|filmed|captured)(?:\s+[\w.]+){0,3}?\s+(?:in|at)\s+|"
+    r"(?:这个|原来是|原视频是?|原始|我的))$"
+)
+_SOURCE_AFTER_RE = re.compile(
+    r"\s*(?:videos?|clips?|footage|recordings?|files?|movies?|source|originals?|input|的?视频|的?原片|的?文件)"
+    r"(?![a-z0-9])"
+)
+
 
 _NUM = r"(\d+(?:[.,]\d+)?|\.\d+)"
 # A number starts here, not inside a word or another number (Chinese characters may touch it: "到50").
@@ -259,7 +281,7 @@ _FRACTION_WORDS = {"half": 0.5, "a half": 0.5, "a third": 1 / 3, "third": 1 / 3,
 _FRACTION_RE = re.compile(
     r"\b(?:(?:to|into|at)\s+)?(half|a\s+half|a\s+third|third|a\s+quarter|quarter|a\s+fourth)\s+"
     r"(?:of\s+)?(?:the|its|it'?s|their)?\s*(?:original\s+|current\s+|file\s+)?(?:size|file\s*size|as\s+big)"
-    r"|\bhalve\b(?:\s+(?:the|its)\s+(?:file\s*)?size)?|\b(half)[\s-]size[d]?\b"
+    r"|\b(?:by|in)\s+(half)\b|\bhalve\b(?:\s+(?:the|its)\s+(?:file\s*)?size)?|\b(half)[\s-]size[d]?\b"
 )
 _PERCENT = rf"{_NOT_BEFORE}{_NUM}\s*(?:%|percent|per\s+cent)"
 _REDUCE_BY_RE = re.compile(
@@ -273,6 +295,7 @@ _PERCENT_OF_RE = re.compile(
     rf"(?:(?:to|down\s+to)\s+{_PERCENT})|(?:(?:压缩到|缩小到|减小到|压到|变为|变成|到)(?:原来的|原大小的|原始大小的)?"
     rf"{_PERCENT})"
 )
+_BARE_PERCENT_RE = re.compile(rf"(?:\w+\s+)?{_PERCENT}")
 _TIMES_SMALLER_RE = re.compile(rf"{_NOT_BEFORE}{_NUM}\s*(?:x|times)\s+(?:smaller|less|lighter)|缩小{_NUM}倍")
 _ZH_HALF_RE = re.compile(r"(?:原来的|原大小的|原始的)?一半(?:大小)?|减半|压缩一半|小一半")
 
@@ -291,7 +314,7 @@ _TRIM_FIRST_RE = re.compile(
 )
 _CUT_START_RE = re.compile(
     rf"(?:cut|remove|drop|skip|trim|delete|lose|chop|strip|without)\s+(?:off\s+)?(?:the\s+)?"
-    rf"(?:first|opening|beginning)\s*({_DUR})(?:,?\s*(?:and|&)\s+(?:the\s+)?(?:last|final|end)\s*({_DUR}))?|(?:去掉|去除|删掉|删除|剪掉|跳过|不要)(?:前|开头|开始的?|头)\s*({_DUR})"
+    rf"(?:first|opening|beginning)\s*({_DUR})(?:,?\s*(?:and|&)\s+(?:the\s+)?(?:last|final|end)\s*({_DUR}))?|(?:去掉|去除|删掉|删除|剪掉|跳过|不要)(?:前|开头|开始的?|头)\s*({_DUR})(?:\s*(?:和|及|与|,)\s*(?:最后|结尾|末尾)\s*({_DUR}))?"
 )
 _CUT_END_RE = re.compile(
     rf"(?:cut|remove|drop|skip|trim|delete|lose|chop|strip|without)\s+(?:off\s+)?(?:the\s+)?"
@@ -343,7 +366,7 @@ _LOSSLESS_RE = re.compile(
     r"visible\s+loss|quality\s+drop|loss)"
     r"|(?:visually\s+)?lossless|(?:keep|preserve|maintain|retain|same|original|full)\s+"
     r"(?:the\s+)?(?:same\s+|original\s+|full\s+)?quality|quality\s+(?:intact|unchanged|the\s+same)"
-    r"|(?:不损失|不降低|不影响|保持|不损|不丢失|保留)(?:原有?的?)?(?:画质|质量|清晰度)|画质不变|画质无损|无损"
+    r"|(?:不损失|不降低|不影响|保持|不损|不丢失|保留)(?:原有?的?)?(?:画质|质量|清晰度)|画质不变|画质无损|无损|画质(?:不要|别|不能|不)(?:降低|损失|变差|下降)"
 )
 _HIGH_RE = re.compile(
     r"(?:best|highest|high|great|good|top|max(?:imum)?|very\s+good|excellent)\s+(?:possible\s+)?(?:quality|"
@@ -465,10 +488,10 @@ def parse_instruction(text: str, *, aliases: Mapping[str, str] | None = None) ->
     # Frame rate and resolution before sizes: "1080p" and "60fps" are never megabytes.
     scan.take(_RES_FPS_RE, lambda m: _res_fps(scan, m))
     scan.take(
-        _FPS_RE, lambda m: scan.add("fps", float((m.group(1) or m.group(2)).replace(",", ".")), m.group(0))
+        _FPS_RE, lambda m: scan.add_wanted("fps", float((m.group(1) or m.group(2)).replace(",", ".")), m)
     )
     scan.take(_RES_BOX_RE, lambda m: _res_box(scan, m))
-    scan.take(_RES_P_RE, lambda m: scan.add("resolution", (int(m.group(1)), None), m.group(0)))
+    scan.take(_RES_P_RE, lambda m: scan.add_wanted("resolution", (int(m.group(1)), None), m))
     scan.take(_RES_NAMED_RE, lambda m: _res_named(scan, m))
     scan.take(_SAME_RES_RE, lambda m: scan.add("resolution", "keep", m.group(0)))
 
@@ -480,6 +503,7 @@ def parse_instruction(text: str, *, aliases: Mapping[str, str] | None = None) ->
     scan.take(_FRACTION_RE, lambda m: _fraction(scan, m))
     scan.take(_ZH_HALF_RE, lambda m: scan.add("target", ("fraction", 0.5), m.group(0)))
     scan.take(_SIZE_NO_UNIT_RE, lambda m: _size_no_unit(scan, m))
+    scan.take(_BARE_PERCENT_RE, lambda m: _ambiguous_percent(m))
     scan.take(_RES_BARE_RE, lambda m: _res_bare(scan, m))
 
     scan.take(_CODEC_RE, lambda m: _codec(scan, m))
@@ -519,8 +543,9 @@ def _trim_range(scan: _Scan, m: re.Match[str]) -> None:
 def _cut_start(scan: _Scan, m: re.Match[str]) -> None:
     # "cut the first 5 s and the last 5 s": one verb for both ends
     scan.add("trim_start_s", _duration_s(m.group(1) or m.group(3)), m.group(0))
-    if m.group(2):
-        scan.add("trim_end_s", -_duration_s(m.group(2)), m.group(0))
+    end = m.group(2) or m.group(4)
+    if end:
+        scan.add("trim_end_s", -_duration_s(end), m.group(0))
 
 
 def _trim_first(scan: _Scan, m: re.Match[str]) -> None:
@@ -535,13 +560,13 @@ def _res_fps(scan: _Scan, m: re.Match[str]) -> None:
 
 def _res_box(scan: _Scan, m: re.Match[str]) -> None:
     a, b = int(m.group(1)), int(m.group(2))
-    scan.add("resolution", (min(a, b), max(a, b)), m.group(0))
+    scan.add_wanted("resolution", (min(a, b), max(a, b)), m)
 
 
 def _res_named(scan: _Scan, m: re.Match[str]) -> None:
     name = " ".join((m.group(1) or m.group(2)).split())
-    scan.add(
-        "resolution", (_RES_NAMED[name if name in _RES_NAMED else name.replace(" ", "")], None), m.group(0)
+    scan.add_wanted(
+        "resolution", (_RES_NAMED[name if name in _RES_NAMED else name.replace(" ", "")], None), m
     )
 
 
@@ -560,7 +585,10 @@ def _size(scan: _Scan, m: re.Match[str]) -> None:
     value = _bytes(number, unit)
     if value <= 0:
         raise IntentError(f'a size must be more than zero: "{m.group(0).strip()}"')
-    scan.add("target", ("bytes", value), m.group(0))
+    if cue:  # "to 20mb", "under 25 MB": a wish, whatever precedes it
+        scan.add("target", ("bytes", value), m.group(0))
+    else:
+        scan.add_wanted("target", ("bytes", value), m)
 
 
 def _size_no_unit(scan: _Scan, m: re.Match[str]) -> None:
@@ -583,6 +611,11 @@ def _percent(scan: _Scan, m: re.Match[str], *, reduce_by: bool) -> None:
     if not 0 < fraction < 1:
         raise IntentError(f'"{m.group(0).strip()}" does not leave a smaller file: say e.g. "50% smaller"')
     scan.add("target", ("fraction", fraction), m.group(0))
+
+
+def _ambiguous_percent(m: re.Match[str]) -> None:
+    p = m.group(1)
+    raise IntentError(f'"{m.group(0).strip()}" is unclear: say "{p}% smaller" or "{p}% of the size"')
 
 
 def _times(scan: _Scan, m: re.Match[str]) -> None:
@@ -626,7 +659,9 @@ def _one(scan: _Scan, name: str) -> Any:
 
 
 def _intent(scan: _Scan, original: str) -> Intent:
-    recognised = {k for k in scan.found if k not in ("bitrate", "orientation")}
+    recognised = {k for k in scan.found if k not in ("bitrate", "orientation", "described")}
+    if not recognised and "described" in scan.found:
+        recognised = {"described"}  # "compress my 4k video": understood, nothing to change
     if not recognised:
         shown = original if len(original) <= 60 else original[:57] + "..."
         if "bitrate" in scan.found:
