@@ -5,6 +5,10 @@ The public API::
     from hybrid import Request, compress, plan_file
     plan = plan_file("trip.mov", Request(target_size_bytes=25_000_000))
     result = compress("trip.mov", Request(target_size_bytes=25_000_000), "trip-small.mp4")
+
+    # or in plain words, with the platform profiles applied:
+    from hybrid import load_profiles, request_from_instruction
+    request = request_from_instruction("under 25MB for Discord, no audio", profiles=load_profiles())
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from .errors import (
     ProfileError,
     ResourceError,
 )
+from .intent import Intent, build_request, parse_instruction, request_from_instruction
 from .local import compress
 from .models import AudioPlan, AudioStream, MediaInfo, Plan, Request, Result, VideoPlan, VideoStream
 from .planner import plan
 from .probe import probe
+from .profiles import Profile, load_profiles
 
 try:
     __version__ = version("hybrid")
@@ -50,6 +56,7 @@ __all__ = [
     "FFmpegNotFoundError",
     "HybridError",
     "InputError",
+    "Intent",
     "IntentError",
     "Interrupted",
     "MediaError",
@@ -57,6 +64,7 @@ __all__ = [
     "OutputError",
     "Plan",
     "PlanError",
+    "Profile",
     "ProfileError",
     "Request",
     "ResourceError",
@@ -64,8 +72,12 @@ __all__ = [
     "VideoPlan",
     "VideoStream",
     "__version__",
+    "build_request",
     "compress",
+    "load_profiles",
+    "parse_instruction",
     "plan",
     "plan_file",
     "probe",
+    "request_from_instruction",
 ]
