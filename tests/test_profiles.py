@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -66,13 +67,23 @@ def test_max_bytes_is_exact_and_cites_its_source(name: str) -> None:
 
 
 def test_wheel_ships_the_profiles(tmp_path: Path) -> None:
+    # Build from a copy, so the build leaves nothing in the working tree others are using; the copy
+    # keeps hybrid/_profiles a symlink, as in the repository.
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "hybrid", source / "hybrid", symlinks=True, ignore=ignore)
+    shutil.copytree(REPO / "profiles", source / "profiles")
+    for name in ("pyproject.toml", "README.md"):
+        if (REPO / name).exists():
+            shutil.copy(REPO / name, source / name)
+    assert (source / "hybrid" / "_profiles").is_symlink()
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w",
-         str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w",
+         str(tmp_path / "dist")],
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (wheel,) = tmp_path.glob("hybrid-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("hybrid-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         shipped = {n.rsplit("/", 1)[1][:-5] for n in names if n.startswith("hybrid/_profiles/")}
