@@ -24,7 +24,7 @@ from hybrid.cloud.client import ClientOptions, NemoClient
 from hybrid.cloud.config import Store
 from hybrid.cloud.executor import CloudSettings, compress_cloud
 from hybrid.cloud.server import Faults, NodeConfig, RunningNode
-from hybrid.models import Event, Message, Request
+from hybrid.models import Event, Message, Request, Transfer, Waiting
 from hybrid.probe import probe
 
 from .conftest import clip, leftovers
@@ -101,6 +101,15 @@ def test_whole_flow_survives_a_restart_and_never_logs_the_token(
     assert abs(info.duration_s - probe(clip(CLIP)).duration_s) < 0.3
     assert leftovers(out.parent) == []
     assert any(isinstance(e, Message) and e.text.startswith("service: ") for e in events)
+    # The export went pending -> processing -> completed, its progress only ever growing.
+    progress = [e.progress for e in events if isinstance(e, Waiting) and e.stage == "render"]
+    assert (
+        progress == sorted(progress)
+        and progress[-1] == 100
+        and any(p is not None and p < 100 for p in progress)
+    )
+    uploaded = [e.done_bytes for e in events if isinstance(e, Transfer) and e.stage == "upload"]
+    assert uploaded[-1] == clip(CLIP).stat().st_size
     assert before.available == 95 and before.total == before.available + before.frozen
 
     token = store.credentials().token

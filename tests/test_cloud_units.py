@@ -11,7 +11,7 @@ import pytest
 
 from hybrid.cloud import errors as E
 from hybrid.cloud.agent import describe_request, understand
-from hybrid.cloud.client import parse_status
+from hybrid.cloud.client import ClientOptions, NemoClient, parse_status
 from hybrid.cloud.config import VENDOR_URL, Store, resolve_base_url
 from hybrid.cloud.executor import CloudSettings, compress_cloud, exportable, timeline_summary
 from hybrid.cloud.server import safe_filename
@@ -189,3 +189,111 @@ def test_preflight_refuses_unsupported_types(tmp_path: Path) -> None:
             settings=settings,
             transport=httpx.MockTransport(_no_network),
         )
+
+
+# -- client behaviour that needs a misbehaving server: httpx's MockTransport ------------------------
+
+
+class Recorder:
+    """A scripted server: answers in order, remembers every request."""
+
+    def __init__(self, *answers: httpx.Response) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answers.pop(0)
+
+
+def token_answer(token: str = "nmv_usr_t1") -> httpx.Response:
+    return httpx.Response(
+        200, json={"code": 0, "data": {"token": token, "credits": 100, "user_id": "anon_1"}}
+    )
+
+
+def mock_client(tmp_path: Path, recorder: Recorder, **options: float) -> NemoClient:
+    return NemoClient(
+        "http://node.test",
+        Store(tmp_path / "cfg"),
+        transport=httpx.MockTransport(recorder),
+        options=ClientOptions(backoff_s=0, rate_limit_wait_s=0, **options),
+        env={},
+    )
+
+
+def test_refused_client_id_is_replaced_once(tmp_path: Path) -> None:
+    recorder = Recorder(httpx.Response(400, json={"code": 400}), token_answer())
+    with mock_client(tmp_path, recorder) as c:
+        assert c.token() == "nmv_usr_t1"
+    first, second = (r.headers["X-Client-Id"] for r in recorder.requests)
+    assert first != second and Store(tmp_path / "cfg").credentials().client_id == second
+
+
+def test_every_request_carries_the_attribution_headers(tmp_path: Path) -> None:
+    recorder = Recorder(token_answer(), httpx.Response(200, json={"code": 0, "data": {"available": 1}}))
+    with mock_client(tmp_path, recorder) as c:
+        c.credits()
+    for sent in recorder.requests:
+        assert sent.headers["X-Skill-Source"] == "hybrid"
+        assert sent.headers["X-Skill-Platform"] == "unknown"
+        assert sent.headers["X-Skill-Version"]
+    assert recorder.requests[1].headers["Authorization"] == "Bearer nmv_usr_t1"
+
+
+def sse(*events: str) -> httpx.Response:
+    body = "".join(f"data: {e}\n\n" for e in events)
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+
+
+def test_heartbeats_only_for_too_long_is_a_stall(tmp_path: Path) -> None:
+    recorder = Recorder(token_answer(), sse('{"type":"heartbeat"}', "", '{"type":"heartbeat"}'))
+    with mock_client(tmp_path, recorder, stall_s=0) as c:
+        reply = c.send_message("1", "under 5MB")
+    assert reply.ended == "stalled" and reply.texts == ()
+
+
+def test_text_is_collected_and_a_trailing_temporary_issue_ignored(tmp_path: Path) -> None:
+    recorder = Recorder(
+        token_answer(),
+        sse(
+            '{"type":"text","content":"Done."}',
+            '{"type":"tool_call","name":"x"}',
+            '{"type":"text","content":"I encountered a temporary issue"}',
+        ),
+    )
+    with mock_client(tmp_path, recorder) as c:
+        reply = c.send_message("1", "under 5MB")
+    assert reply.texts == ("Done.",) and reply.tools == ("x",) and reply.ended == "closed"
+
+
+def test_a_dropped_stream_is_never_sent_again(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path == "/api/auth/anonymous-token":
+            return token_answer()
+        raise httpx.ReadError("connection reset")
+
+    store = Store(tmp_path / "cfg")
+    with NemoClient("http://node.test", store, transport=httpx.MockTransport(handler), env={}) as c:
+        reply = c.send_message("1", "under 5MB")
+    assert reply.ended == "dropped" and calls.count("/run_sse") == 1
+
+
+def test_the_token_never_goes_to_another_host(tmp_path: Path) -> None:
+    seen: dict[str, str | None] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/auth/anonymous-token":
+            return token_answer()
+        seen[request.url.host] = request.headers.get("Authorization")
+        return httpx.Response(200, content=b"video")
+
+    with NemoClient(
+        "http://node.test", Store(tmp_path / "cfg"), transport=httpx.MockTransport(handler), env={}
+    ) as c:
+        c.download("render_1", "https://cdn.example/x.mp4", tmp_path / "a.mp4")
+        c.download("render_1", "http://node.test/files/x.mp4", tmp_path / "b.mp4")
+    assert seen == {"cdn.example": None, "node.test": "Bearer nmv_usr_t1"}

@@ -104,7 +104,10 @@ class CloudDrawer:
                     file=sys.stderr,
                     leave=False,
                     dynamic_ncols=True,
-                    bar_format="{desc} {percentage:3.0f}%|{bar}| still working [{elapsed}]",
+                    # The agent reports no percentage, only that it is alive: no bar for it.
+                    bar_format="{desc} {percentage:3.0f}%|{bar}| still working [{elapsed}]"
+                    if event.progress is not None
+                    else "{desc} still working [{elapsed}]",
                 )
             if event.progress is not None:
                 self.bar.n = min(100.0, event.progress)

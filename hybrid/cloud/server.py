@@ -187,33 +187,33 @@ class Node:
     # -- identity ------------------------------------------------------------------------------
 
     def issue_token(self, client_id: str, ip: str) -> dict[str, Any] | None:
-        """A valid token for this client id (the existing one if still valid); None if rate limited."""
+        """A new token for this client id; None if the IP has had too many new clients lately.
+
+        A client that asks again (it lost its token, or it expired: the documented 1001 cure) gets a
+        new token for the same user and credits; only new client ids count against the IP's limit.
+        A token still valid for this client keeps its expiry: asking again does not extend a week.
+        """
         now = time.time()
         with self.lock:
-            current = self.q1(
-                "SELECT * FROM tokens WHERE client_id=? AND expires_at>? ORDER BY issued_at DESC",
-                client_id,
-                now,
-            )
-            if current is not None:
-                return None if current is None else self._token_answer(current, None)
-            recent = self.q1(
-                "SELECT COUNT(*) AS n FROM tokens WHERE ip=? AND issued_at>?",
-                ip,
-                now - self.config.rate_window_s,
-            )
-            if recent is not None and recent["n"] >= self.config.anon_tokens_per_ip:
-                return None
-            previous = self.q1(
-                "SELECT user_id FROM tokens WHERE client_id=? ORDER BY issued_at DESC", client_id
-            )
-            user_id = previous["user_id"] if previous else f"anon_{uuid.uuid4().hex[:16]}"
+            previous = self.q1("SELECT * FROM tokens WHERE client_id=? ORDER BY issued_at DESC", client_id)
             if previous is None:
+                recent = self.q1(
+                    "SELECT COUNT(DISTINCT client_id) AS n FROM tokens WHERE ip=? AND issued_at>?",
+                    ip,
+                    now - self.config.rate_window_s,
+                )
+                if recent is not None and recent["n"] >= self.config.anon_tokens_per_ip:
+                    return None
+                user_id = f"anon_{uuid.uuid4().hex[:16]}"
                 self.db.execute("INSERT INTO users VALUES (?, ?, 0)", (user_id, self.config.initial_credits))
+            else:
+                user_id = previous["user_id"]
+            still_valid = previous is not None and previous["expires_at"] > now
+            expires = previous["expires_at"] if still_valid and previous else now + self.config.token_ttl_s
             token = f"nmv_usr_{secrets.token_urlsafe(24)}"
             self.db.execute(
                 "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
-                (_hash(token), user_id, client_id, ip, now, now + self.config.token_ttl_s),
+                (_hash(token), user_id, client_id, ip, now, expires),
             )
             row = self.q1("SELECT * FROM tokens WHERE token_hash=?", _hash(token))
             assert row is not None
@@ -396,10 +396,6 @@ def build_app(node: Node) -> Starlette:
         answer = await run_in_threadpool(node.issue_token, client_id, client_ip(request))
         if answer is None:
             return JSONResponse({"code": 429, "message": "too many anonymous tokens"}, status_code=429)
-        if answer["token"] is None:
-            # The client lost its token but the old one is still valid: hand out a fresh one anyway,
-            # since only a hash is kept. The old one stays valid until it expires.
-            answer = await run_in_threadpool(_reissue, node, answer, client_id, client_ip(request))
         return ok({k: v for k, v in answer.items() if k != "token_hash"})
 
     async def new_session(request: HttpRequest) -> Response:
@@ -670,19 +666,6 @@ def build_app(node: Node) -> Starlette:
         Route("/healthz", health, methods=["GET"]),
     ]
     return Starlette(routes=routes)
-
-
-def _reissue(node: Node, answer: dict[str, Any], client_id: str, ip: str) -> dict[str, Any]:
-    now = time.time()
-    token = f"nmv_usr_{secrets.token_urlsafe(24)}"
-    with node.lock:
-        row = node.q1("SELECT expires_at FROM tokens WHERE token_hash=?", answer["token_hash"])
-        expires = row["expires_at"] if row else now + node.config.token_ttl_s
-        node.db.execute(
-            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?)",
-            (_hash(token), answer["user_id"], client_id, ip, now, expires),
-        )
-    return {**answer, "token": token}
 
 
 def _file(node: Node, path: Path, name: str) -> Response:
