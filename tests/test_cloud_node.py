@@ -140,6 +140,7 @@ def test_variant_b_adk_events_silent_stream_and_one_of_each_transient_fault(
         expire_token=1,
         render_fail=1,
         truncate_download=1,
+        lose_session=1,
     )
     events: list[Event] = []
     with RunningNode(node_config(tmp_path / "node", faults=faults)) as running:
@@ -155,7 +156,7 @@ def test_variant_b_adk_events_silent_stream_and_one_of_each_transient_fault(
     assert result.size_bytes <= TARGET and result.path == "cloud"
     assert all(n == 0 for n in remaining.values()), remaining  # every fault fired and was recovered from
     texts = " ".join(e.text for e in events if isinstance(e, Message))
-    assert "checking the session state" in texts and "new render id" in texts
+    assert "checking the session state" in texts and "new render id" in texts and "lost the session" in texts
     assert leftovers(tmp_path) == []
 
 
@@ -363,3 +364,19 @@ def test_the_overall_deadline_stops_the_job(node: RunningNode, store: Store, tmp
     with pytest.raises(E.CloudTimeoutError, match="deadline"):
         compress_cloud(clip(CLIP), request(), tmp_path / "o.mp4", settings=tight, store=store)
     assert leftovers(tmp_path) == []
+
+
+def test_an_export_can_be_cancelled(node: RunningNode, store: Store) -> None:
+    with client(node.url, store) as c:
+        sid = session_with_upload(c)
+        c.send_message(sid, "under 300KB, preset veryfast")
+        draft = c.state(sid)["state"]["draft"]
+        started = c.start_export(sid, draft, "render_to_cancel")
+        assert started.status == "pending" and started.progress == 5
+        c.cancel_export("render_to_cancel")
+        for _ in range(100):
+            status = c.export_status("render_to_cancel")
+            if status.status not in ("pending", "processing"):
+                break
+            time.sleep(0.1)
+    assert status.status == "cancelled"
