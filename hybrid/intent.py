@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from .errors import IntentError
 from .models import AudioChoice, Codec, Request, Source
-from .profiles import Profile
+from .profiles import Profile, alias_table
 
 Quality = Literal["visually-lossless", "high", "balanced", "small"]
 QUALITY_LEVELS: tuple[Quality, ...] = ("visually-lossless", "high", "balanced", "small")
@@ -804,7 +804,13 @@ def request_from_instruction(
     profiles: Mapping[str, Profile] | None = None,
     aliases: Mapping[str, str] | None = None,
 ) -> Request:
-    """Convenience for the API and the tests: parse ``text`` and apply the profile it names."""
+    """Convenience for the API and the tests: parse ``text`` and apply the profile it names.
+
+    Platform words come from ``aliases``, else from ``profiles`` (user profiles' aliases included),
+    else from the bundled profiles.
+    """
+    if aliases is None and profiles is not None:
+        aliases = alias_table(profiles)
     intent = parse_instruction(text, aliases=aliases)
     profile = None
     if intent.profile is not None and profiles is not None:

@@ -117,9 +117,12 @@ def test_default_aliases_match_the_bundled_profiles(bundled: dict[str, profiles.
     assert dict(DEFAULT_ALIASES) == profiles.alias_table(bundled)
 
 
-def test_user_profile_aliases_reach_the_parser() -> None:
+def test_user_profile_aliases_reach_the_parser(bundled: dict[str, profiles.Profile]) -> None:
     aliases = {**DEFAULT_ALIASES, "work chat": "work"}
     assert parse_instruction("for the work chat", aliases=aliases).profile == "work"
+    work = replace(bundled["email"], name="work", aliases=("work chat",), max_bytes=5_000_000)
+    request = request_from_instruction("for the work chat", profiles={**bundled, "work": work})
+    assert (request.profile, request.target_size_bytes) == ("work", 5_000_000)
 
 
 # -- merging ---------------------------------------------------------------------------------------
