@@ -176,8 +176,12 @@ def load_profiles(user_dir: Path | None = None) -> dict[str, Profile]:
         profile = parse_profile(name, text, f"bundled profile {name}.toml")
         found[name] = replace(profile, path=path)
     folder = user_profiles_dir() if user_dir is None else user_dir
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.toml")):
+    try:
+        user_files = sorted(folder.glob("*.toml")) if folder.is_dir() else []
+    except OSError as exc:  # e.g. a config folder this user may not enter
+        raise ProfileError(f"cannot read the profiles folder {folder}: {exc.strerror or exc}") from None
+    if user_files:
+        for path in user_files:
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
