@@ -380,3 +380,15 @@ def test_an_export_can_be_cancelled(node: RunningNode, store: Store) -> None:
                 break
             time.sleep(0.1)
     assert status.status == "cancelled"
+
+
+def test_serve_refuses_unknown_faults(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hybrid", "serve", "--fault", "gremlins", "--data-dir", str(tmp_path / "n")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2 and "unknown fault 'gremlins'" in done.stderr

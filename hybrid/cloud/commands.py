@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 from tqdm import tqdm
 
+from ..errors import Interrupted
 from ..models import Event, MediaInfo, Plan, Request, Result, StageStarted, Transfer, Waiting
 from .client import NemoClient
 from .config import Store, env_token
@@ -271,13 +272,14 @@ def serve(
         f"--cloud-url http://{host}:{port}",
         err=True,
     )
-    run(
-        NodeConfig(
-            data_dir=folder, initial_credits=initial_credits, max_upload_bytes=limit, faults=fault_set
-        ),
-        host,
-        port,
+    config = NodeConfig(
+        data_dir=folder, initial_credits=initial_credits, max_upload_bytes=limit, faults=fault_set
     )
+    try:
+        run(config, host, port)
+    except Interrupted:
+        # uvicorn has already shut down cleanly; SIGTERM is how a node is meant to be stopped.
+        click.echo("hybrid render node stopped", err=True)
 
 
 COMMANDS = (credits, status, login, logout, serve)
