@@ -297,3 +297,12 @@ def test_the_token_never_goes_to_another_host(tmp_path: Path) -> None:
         c.download("render_1", "https://cdn.example/x.mp4", tmp_path / "a.mp4")
         c.download("render_1", "http://node.test/files/x.mp4", tmp_path / "b.mp4")
     assert seen == {"cdn.example": None, "node.test": "Bearer nmv_usr_t1"}
+
+
+def test_settings_come_from_the_config_file(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cfg")
+    store.update_config(cloud_url="http://node.test", deadline_s=60, poll_max_s=2, platform="cursor")
+    settings = CloudSettings.from_store(store, env={})
+    assert (settings.base_url, settings.deadline_s, settings.poll_max_s) == ("http://node.test", 60, 2)
+    assert settings.options.platform == "cursor"
+    assert CloudSettings.from_store(store, cloud_url="http://other.test", env={}).base_url == "http://other.test"

@@ -68,10 +68,12 @@ class CloudSettings:
         tunables: dict[str, Any] = {k: cfg[k] for k in names if k in cfg}
         options = replace(ClientOptions(), **tunables)
         deadline = cfg.get("deadline_s")
+        poll_max = cfg.get("poll_max_s")
         return cls(
             base_url=resolve_base_url(cloud_url, store, env),
             options=options,
             deadline_s=float(deadline) if isinstance(deadline, (int, float)) else DEFAULT_DEADLINE_S,
+            poll_max_s=float(poll_max) if isinstance(poll_max, (int, float)) else 10.0,
         )
 
 
