@@ -305,4 +305,6 @@ def test_settings_come_from_the_config_file(tmp_path: Path) -> None:
     settings = CloudSettings.from_store(store, env={})
     assert (settings.base_url, settings.deadline_s, settings.poll_max_s) == ("http://node.test", 60, 2)
     assert settings.options.platform == "cursor"
-    assert CloudSettings.from_store(store, cloud_url="http://other.test", env={}).base_url == "http://other.test"
+    assert (
+        CloudSettings.from_store(store, cloud_url="http://other.test", env={}).base_url == "http://other.test"
+    )
