@@ -6,6 +6,8 @@ Each benchmark is a module with ``main(argv) -> int``, runnable on its own
 (ignored by git) so a smoke run never replaces a real one.
 """
 
+# name -> module with main(argv); every one accepts --quick, --out, --preset and --repeat.
 BENCHMARKS = {
     "target_size": "benchmarks.target_size",
+    "cloud_overhead": "benchmarks.cloud_overhead",
 }
