@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -392,3 +393,70 @@ def test_serve_refuses_unknown_faults(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2 and "unknown fault 'gremlins'" in done.stderr
+
+
+def test_ctrl_c_during_a_render_cancels_it_and_leaves_nothing(node: RunningNode, tmp_path: Path) -> None:
+    env = {**os.environ, "HYBRID_CONFIG_DIR": str(tmp_path / "cfg")}
+    env.pop("NEMO_TOKEN", None)
+    before = {row["render_id"] for row in node.node.q("SELECT render_id FROM renders")}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hybrid",
+            "compress",
+            str(clip(CLIP)),
+            "-o",
+            str(tmp_path / "o.mp4"),
+            "--target",
+            "300KB",
+            "--preset",
+            "veryfast",
+            "--cloud",
+            "--cloud-url",
+            node.url,
+            "-q",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        render_id = None
+        for _ in range(300):
+            rows = node.node.q("SELECT render_id FROM renders")
+            fresh = [row["render_id"] for row in rows if row["render_id"] not in before]
+            if fresh:
+                render_id = fresh[0]
+                break
+            time.sleep(0.05)
+        assert render_id is not None, "the render never started"
+        time.sleep(0.3)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg"]
+    for _ in range(100):
+        row = node.node.q1("SELECT status FROM renders WHERE render_id=?", render_id)
+        if row is not None and row["status"] not in ("pending", "processing"):
+            break
+        time.sleep(0.1)
+    assert row is not None and row["status"] == "cancelled"
+
+
+def test_tokens_expire_and_are_renewed(tmp_path: Path, store: Store) -> None:
+    with (
+        RunningNode(node_config(tmp_path / "node", token_ttl_s=1)) as running,
+        client(running.url, store) as c,
+    ):
+        c.credits()
+        first = store.credentials().token
+        time.sleep(1.1)
+        assert c.credits().available == 100
+        assert store.credentials().token != first
