@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from hybrid.cloud import errors as E
-from hybrid.cloud.client import ClientOptions, NemoClient
+from hybrid.cloud.client import ClientOptions, Deadline, NemoClient
 from hybrid.cloud.config import Store
-from hybrid.cloud.executor import CloudSettings, compress_cloud
+from hybrid.cloud.executor import CloudSettings, _Job, compress_cloud
 from hybrid.cloud.server import Faults, NodeConfig, RunningNode
 from hybrid.models import Event, Message, Request, Transfer, Waiting
 from hybrid.probe import probe
@@ -460,3 +460,16 @@ def test_tokens_expire_and_are_renewed(tmp_path: Path, store: Store) -> None:
         time.sleep(1.1)
         assert c.credits().available == 100
         assert store.credentials().token != first
+
+
+def test_an_agent_that_answers_without_a_timeline_fails_fast_with_its_words(
+    node: RunningNode, store: Store
+) -> None:
+    with client(node.url, store) as c:
+        session = c.create_session()  # nothing uploaded: the agent says so and edits nothing
+        reply = c.send_message(session.session_id, "under 1MB")
+        job = _Job(c, settings(node.url), Deadline(30), lambda event: None)
+        started = time.monotonic()
+        with pytest.raises(E.CloudError, match="Upload a video first"):
+            job.wait_for_draft(session, reply)
+    assert time.monotonic() - started < 2

@@ -26,7 +26,7 @@ from ..probe import check_input_path, probe
 from ..units import format_size
 from . import errors as E
 from .agent import describe_request
-from .client import ClientOptions, Deadline, NemoClient, RenderStatus, Session, new_render_id
+from .client import AgentReply, ClientOptions, Deadline, NemoClient, RenderStatus, Session, new_render_id
 from .config import Store, resolve_base_url
 
 EventSink = Callable[[Event], None]
@@ -221,10 +221,16 @@ class _Job:
             self.on_event(Message(f"the agent's stream {reply.ended}; checking the session state instead"))
         elif not reply.texts:
             self.on_event(Message("the agent finished without a word; checking the session state"))
-        return session, self.wait_for_draft(session)
+        return session, self.wait_for_draft(session, reply)
 
-    def wait_for_draft(self, session: Session) -> Any:
-        """Poll the state until the draft is exportable (a silent stream may still have edited it)."""
+    def wait_for_draft(self, session: Session, reply: AgentReply) -> Any:
+        """The exportable draft from the state.
+
+        After a silent, dropped or stalled stream the agent may still be editing: poll (bounded).
+        After a normal reply the edit is done: one look, and if the timeline is empty the agent's own
+        words say why.
+        """
+        patient = reply.ended != "closed" or not reply.texts
         interval = FIRST_POLL_S
         waited = 0.0
         for _ in range(MAX_POLLS):
@@ -232,13 +238,14 @@ class _Job:
             draft = (state.get("state") or {}).get("draft") if isinstance(state.get("state"), dict) else None
             if exportable(draft):
                 return draft
-            if waited >= min(DRAFT_WAIT_S, self.deadline.left()):
+            if not patient or waited >= min(DRAFT_WAIT_S, self.deadline.left()):
                 break
             self._sleep(interval)
             waited += interval
             interval = min(interval * POLL_GROWTH, self.settings.poll_max_s)
+        said = f': it said "{reply.texts[-1][:200]}"' if reply.texts else ""
         raise E.CloudErrorWithCode(
-            "the render service's agent did not prepare the video for export (the timeline is empty); "
+            f"the render service's agent did not prepare the video for export{said}; "
             "try again, or use --local"
         )
 
