@@ -6,6 +6,7 @@ Ctrl-C and SIGTERM exit 130 after the core has cleaned up.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -20,7 +21,8 @@ from typing import Any, ClassVar, TypeVar
 import click
 from tqdm import tqdm
 
-from . import __version__, local, planner, profiles
+from . import __version__, batch, batch_cli, local, planner, profiles
+from .batch import MEDIA_SUFFIXES  # a last positional with one of these suffixes is never an instruction
 from .cloud.commands import COMMANDS as CLOUD_COMMANDS
 from .cloud.commands import cloud_options, pop_cloud_params, run_cloud_compress
 from .errors import HybridError, Interrupted
@@ -368,16 +370,6 @@ def option_settings(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# A last positional with one of these suffixes is a file name, never an instruction.
-MEDIA_SUFFIXES = frozenset(
-    {
-        ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".wmv", ".flv", ".mpg", ".mpeg", ".m2v", ".ts",
-        ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".vob", ".dv", ".divx", ".asf", ".rm", ".rmvb",
-        ".f4v", ".gif", ".hevc", ".h264", ".y4m",
-    }
-)  # fmt: skip
-
-
 def looks_like_instruction(text: str) -> bool:
     """Not an existing path and no media file extension: the words of an instruction."""
     # os.path.exists, not Path.exists: a path we may not look into is "not known to exist" here, and
@@ -404,6 +396,42 @@ def split_arguments(args: tuple[str, ...], prompt: str | None) -> tuple[Path, st
             raise click.UsageError("give the instruction once: as the last argument or with --prompt")
         instruction = prompt
     return Path(positional[0]), instruction
+
+
+def split_inputs(
+    args: tuple[str, ...], prompt: str | None, *, manifest: bool
+) -> tuple[list[str], str | None]:
+    """``INPUT... [INSTRUCTION]`` -> the inputs (files, folders, globs) and the instruction.
+
+    As :func:`split_arguments`, for any number of inputs: the last argument is the instruction when it
+    is not an existing path, has no media extension and is not a glob that matches something.
+    """
+    if not args and not manifest:
+        raise click.UsageError("missing INPUT: the video file to work on")
+    positional = list(args)
+    instruction = None
+    last = positional[-1] if positional else ""
+    if (len(positional) >= 2 or (manifest and positional)) and _is_instruction(last):
+        instruction = positional.pop()
+    if len(args) == 1 and not manifest and _is_instruction(args[0]) and " " in args[0].strip():
+        raise click.UsageError(f"missing INPUT before the instruction {args[0]!r}")
+    if prompt is not None:
+        if instruction is not None:
+            raise click.UsageError("give the instruction once: as the last argument or with --prompt")
+        instruction = prompt
+    return positional, instruction
+
+
+def _is_instruction(text: str) -> bool:
+    return looks_like_instruction(text) and not (batch.has_glob(text) and glob.glob(text))
+
+
+def is_batch(inputs: list[str], *, manifest: bool, output_dir: bool, recursive: bool) -> bool:
+    """Anything that can name more than one file is a batch (a list in --json); one plain file is not."""
+    if manifest or output_dir or recursive or len(inputs) != 1:
+        return True
+    only = inputs[0]
+    return os.path.isdir(only) or (batch.has_glob(only) and not os.path.lexists(only))
 
 
 @dataclass(frozen=True)
@@ -496,7 +524,7 @@ def plan(
 
 
 @cli.command()
-@click.argument("args", metavar="INPUT [INSTRUCTION]", nargs=-1)
+@click.argument("args", metavar="INPUT... [INSTRUCTION]", nargs=-1)
 @click.option(
     "--output",
     "-o",
@@ -504,6 +532,25 @@ def plan(
     help="Where to write (default: INPUT-compressed.mp4 beside the input).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option(
+    "--output-dir",
+    "-d",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Batch: write every output into this folder (created if missing) as NAME.mp4.",
+)
+@click.option("--recursive", "-r", is_flag=True, help="Batch: look for videos in subfolders too.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Batch: a .csv or .toml listing path, instruction and (optionally) output per file.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Batch: files encoded at once (default: 2 with 2+ cores and the memory for it, else 1).",
+)
 @request_options
 @cloud_options
 def compress(
@@ -511,19 +558,37 @@ def compress(
     prompt: str | None,
     output: Path | None,
     overwrite: bool,
+    output_dir: Path | None,
+    recursive: bool,
+    manifest: Path | None,
+    jobs: int | None,
     as_json: bool,
     quiet: bool,
     verbose: bool,
     **params: Any,
 ) -> None:
-    """Compress INPUT to an MP4 that fits the target.
+    """Compress INPUT to an MP4 that fits the target; or many: files, folders, globs, a --manifest.
 
     INSTRUCTION says what you want in plain words: "under 25MB for Discord, no audio", "half the size",
     "first 30 seconds at 720p", "压缩到50MB以下". Options given explicitly win over it.
     """
     _setup_logging(verbose)
     path = pop_cloud_params(params)
-    input_path, instruction = split_arguments(args, prompt)
+    inputs, instruction = split_inputs(args, prompt, manifest=manifest is not None)
+    if is_batch(
+        inputs, manifest=manifest is not None, output_dir=output_dir is not None, recursive=recursive
+    ):
+        if output is not None:
+            raise click.UsageError("-o names one output: for several inputs use -d OUTDIR")
+        batch_cli.run_batch(
+            inputs=inputs, instruction=instruction, manifest=manifest, recursive=recursive,
+            output_dir=output_dir, overwrite=overwrite,
+            settings=batch.Settings(option_settings(params), params.get("profile_name")),
+            workers=jobs, as_json=as_json, quiet=quiet, result_json=result_json,
+            cloud=path.cloud, cloud_url=path.cloud_url,
+        )  # fmt: skip
+        return
+    input_path = Path(inputs[0])
     job = prepare(input_path, instruction, params)
     info, request = job.info, job.request
     the_plan = plan_job(job, quiet or as_json)

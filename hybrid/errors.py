@@ -19,8 +19,11 @@ can act on. The command line maps this tree to messages in one place (``cli.py``
     ├── IntentError                  exit 10  an instruction that was not understood or contradicts
     │                                         itself
     ├── ProfileError                 exit 11  a malformed profile, an unknown profile or key
-    └── CloudError                   exit 12  the render service refused or failed (subclasses in
-                                              ``hybrid.cloud``)
+    ├── CloudError                   exit 12  the render service refused or failed (subclasses in
+    │                                         ``hybrid.cloud``)
+    └── BatchError                   exit 20  some files of a batch failed, the others succeeded;
+                                     exit 21  every file failed, for different reasons (all for the
+                                              same one: that reason's code)
 
     Interrupted                      exit 130 Ctrl-C or SIGTERM; raised by the CLI's signal handler
 """
@@ -92,6 +95,17 @@ class CloudError(HybridError):
     exit_code = 12
 
 
+class BatchError(HybridError):
+    """Files of a batch failed; each one's own error is in the batch report. The exit code depends
+    on the batch (``hybrid.batch.BatchReport.exit_code``), so it is set per instance."""
+
+    exit_code = 20
+
+    def __init__(self, message: str, exit_code: int = 20) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class Interrupted(HybridError):
     exit_code = 130
 
@@ -113,5 +127,7 @@ EXIT_CODES: dict[int, str] = {
     10: "instruction not understood",
     11: "profile error",
     12: "cloud error",
+    20: "batch: some files failed, the others succeeded (the report says which and why)",
+    21: "batch: every file failed, for different reasons (for one same reason: that reason's code)",
     130: "interrupted (Ctrl-C or SIGTERM); nothing left behind",
 }

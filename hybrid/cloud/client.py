@@ -177,6 +177,12 @@ class NemoClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise E.CloudErrorWithCode(
+                f"{base_url!r} is not a render service URL: give one like http://127.0.0.1:8765 "
+                "(--cloud-url, cloud_url in the config, or NEMO_API_URL)"
+            )
         self.store = store or Store()
         self.options = options or ClientOptions()
         self.deadline = deadline or Deadline(None)
@@ -423,14 +429,24 @@ class NemoClient:
         return data
 
     def upload(
-        self, session_id: str, path: Path, on_progress: Callable[[int, int], None] | None = None
+        self,
+        session_id: str,
+        path: Path,
+        on_progress: Callable[[int, int], None] | None = None,
+        *,
+        filename: str | None = None,
     ) -> dict[str, Any]:
-        """Upload one file as multipart ``files``, streamed from disk in 256 kB chunks."""
+        """Upload one file as multipart ``files``, streamed from disk in 256 kB chunks.
+
+        ``filename`` is the name the session knows it by (default: the file's own): a batch uploads
+        several files into one session, and two inputs called ``clip.mp4`` must not replace each other.
+        """
         size = path.stat().st_size
         boundary = f"hybrid-{uuid.uuid4().hex}"
+        name = _quote_filename(filename or path.name)
         head = (
             f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="files"; filename="{_quote_filename(path.name)}"\r\n'
+            f'Content-Disposition: form-data; name="files"; filename="{name}"\r\n'
             "Content-Type: application/octet-stream\r\n\r\n"
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
@@ -612,7 +628,7 @@ class NemoClient:
                 try:
                     self._download_once(url, dest, on_progress, expected_bytes)
                     return
-                except (httpx.HTTPError, _IncompleteDownload, OSError) as exc:
+                except (httpx.HTTPError, httpx.InvalidURL, _IncompleteDownload, OSError) as exc:
                     problem = _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
                     if isinstance(exc, OSError) and not isinstance(exc, _IncompleteDownload):
                         raise E.CloudErrorWithCode(

@@ -870,7 +870,12 @@ async def _agent_stream(node: Node, user: str, sid: str, text: str, drop: bool) 
         if not videos:
             yield _event(node, "text", content="Upload a video first: this session has none.")
             return
-        video = videos[-1]
+        # A session may hold several videos (a batch uploads them all first): the message names the
+        # one it is about, and the name is taken out before reading the wishes ("720p" in a file name
+        # is not a resolution). A message naming none is about the last upload.
+        named = sorted((v for v in videos if v["filename"] in text), key=lambda v: -len(v["filename"]))
+        video = named[0] if named else videos[-1]
+        text = text.replace(video["filename"], "") if named else text
         yield _event(node, "tool_call", name="understand_instruction", args={"text": text[:500]})
         try:
             request = understand(text, input_size_bytes=video.get("size"))
