@@ -308,3 +308,9 @@ def test_settings_come_from_the_config_file(tmp_path: Path) -> None:
     assert (
         CloudSettings.from_store(store, cloud_url="http://other.test", env={}).base_url == "http://other.test"
     )
+
+
+def test_a_url_that_is_not_http_is_refused_at_once(tmp_path: Path) -> None:
+    for bad in ("notaurl", "ftp://x", "http://"):
+        with pytest.raises(E.CloudError, match="not a render service URL"):
+            NemoClient(bad, Store(tmp_path / "cfg"))
