@@ -708,6 +708,7 @@ SETTINGS = (
     "audio_bitrate_bps",
     "preset",
     "quality",
+    "min_vmaf",
     "trim_start_s",
     "trim_end_s",
     "profile",

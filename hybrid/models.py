@@ -17,6 +17,9 @@ Codec = Literal["h264", "hevc", "av1"]
 AudioChoice = Literal["keep", "remove"]
 VideoMode = Literal["two-pass", "crf", "copy"]
 AudioMode = Literal["encode", "copy", "none"]
+# How a result's VMAF was obtained: predicted from the search's samples, or measured on the whole output.
+VmafMethod = Literal["estimate-samples", "measured-full"]
+QualityOutcome = Literal["crf", "two-pass", "not-searched"]
 
 # A setting's origin, lowest priority first: the plan says where each one came from.
 Source = Literal["default", "profile", "instruction", "option"]
@@ -42,6 +45,7 @@ class Request:
     preset: str = "medium"
     crf: int | None = None
     quality: str | None = None
+    min_vmaf: float | None = None  # a custom quality floor; wins over the ``quality`` level's VMAF
     trim_start_s: float | None = None
     trim_end_s: float | None = None
     profile: str | None = None
@@ -112,6 +116,9 @@ class VideoPlan:
     crf: int | None
     preset: str
     passes: int
+    # VBV buffer in crf mode; None means two seconds of the cap. The quality mode sizes it so that
+    # cap * duration + buffer stays under the budget, which is what x264's VBV can honestly promise.
+    vbv_buffer_bits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,55 @@ class AudioPlan:
     bitrate_bps: int | None
     channels: int | None
     sample_rate: int | None
+
+
+@dataclass(frozen=True)
+class QualityProbe:
+    """One step of the quality search: the samples encoded at ``crf`` and ``width`` x ``height``
+    predict a full output with ``video_bytes`` of video and a VMAF of ``vmaf`` (measured against the
+    source samples at the reference picture size)."""
+
+    crf: int
+    width: int
+    height: int
+    video_bytes: int
+    vmaf: float
+
+
+@dataclass(frozen=True)
+class QualitySearch:
+    """What the sample search measured: I/O done, ready for the planner's pure decision.
+
+    ``width`` x ``height`` is the picture the CRF search ran at; ``crf`` the largest CRF whose samples
+    reach ``target_vmaf`` (None: none did within the CRF range or the time cap). ``probes`` may also
+    hold points at other sizes and CRFs, measured to compare picture sizes at the target size.
+    """
+
+    target_vmaf: float
+    width: int
+    height: int
+    crf: int | None
+    probes: tuple[QualityProbe, ...]
+    samples: int
+    sample_s: float  # total seconds of samples
+    whole_input: bool
+    elapsed_s: float
+    time_cap_s: float
+    capped: bool  # the time cap stopped the search early
+    encode_estimate_s: float  # what the full encode is expected to take here (the cap is a share)
+
+
+@dataclass(frozen=True)
+class QualityPlan:
+    """The quality target and what the search decided for it."""
+
+    target_vmaf: float
+    level: str | None  # the named level, None for --min-vmaf
+    outcome: QualityOutcome
+    crf: int | None  # the CRF the search found for the target
+    expected_vmaf: float | None  # of the planned output, estimated from the samples
+    needed_size_bytes: int | None  # the smallest target the samples say reaches the quality
+    search: QualitySearch | None
 
 
 @dataclass(frozen=True)
@@ -139,6 +195,7 @@ class Plan:
     predicted_size_bytes: int
     min_size_bytes: int  # the smallest target this input could be squeezed into
     reasons: tuple[str, ...]
+    quality: QualityPlan | None = None  # set when a VMAF target was asked
 
 
 @dataclass(frozen=True)
@@ -156,6 +213,8 @@ class Result:
     audio_codec: str | None
     mode: VideoMode
     notes: tuple[str, ...] = ()
+    vmaf: float | None = None
+    vmaf_method: VmafMethod | None = None
 
 
 @dataclass(frozen=True)

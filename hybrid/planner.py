@@ -21,7 +21,17 @@ import math
 from dataclasses import replace
 
 from .errors import PlanError
-from .models import AudioPlan, Codec, MediaInfo, Plan, Request, VideoPlan
+from .models import (
+    AudioPlan,
+    Codec,
+    MediaInfo,
+    Plan,
+    QualityPlan,
+    QualityProbe,
+    QualitySearch,
+    Request,
+    VideoPlan,
+)
 from .units import format_bitrate, format_duration, format_size
 
 AIM = 0.985  # fraction of the target the encode aims at
@@ -39,6 +49,24 @@ QUALITY_CRF: dict[str, dict[Codec, int]] = {
     "balanced": {"h264": 23, "hevc": 28, "av1": 35},
     "small": {"h264": 28, "hevc": 32, "av1": 42},
 }
+# The quality levels, as VMAF scores (0-100, model vmaf_v0.6.1, measured against the source at its
+# own picture size and frame rate). This is the one table: the CLI's --quality and the instruction
+# parser's quality words both name these levels. 95 is where encodes stop being told apart from the
+# source in side-by-side viewing (ab-av1's default); 93 keeps fine detail; 90 is "good" streaming
+# quality with softening visible on a close look; 80 shows artefacts but is still watchable. When the
+# size target is too small for the level, the output is the best the target allows, with a warning.
+QUALITY_VMAF: dict[str, float] = {
+    "visually-lossless": 95.0,
+    "high": 93.0,
+    "balanced": 90.0,
+    "small": 80.0,
+}
+# A quality CRF encode is chosen only when the samples predict it at most this share of the budget:
+# the prediction is an estimate, and a two-pass at the target gives the same quality near the edge.
+CRF_FIT_MARGIN = 0.92
+# The VBV buffer of a quality CRF encode, in seconds of its cap (at most a quarter of the video).
+VBV_BUFFER_S = 2.0
+
 # How much less bitrate a codec needs than H.264 for the same picture.
 CODEC_EFFICIENCY: dict[Codec, float] = {"h264": 1.0, "hevc": 0.65, "av1": 0.55}
 
@@ -139,12 +167,75 @@ def _can_remux(
     )
 
 
-def plan(info: MediaInfo, request: Request, *, two_pass_at: int | None = None) -> Plan:
+def target_vmaf(request: Request) -> float | None:
+    """The VMAF the request asks for: ``min_vmaf``, else its quality level's, else None.
+
+    An explicit CRF is a request for that CRF, not for a quality: no VMAF target then.
+    """
+    if request.crf is not None:
+        return None
+    if request.min_vmaf is not None:
+        return float(request.min_vmaf)
+    return QUALITY_VMAF.get(request.quality or "")
+
+
+def requested_picture(info: MediaInfo, request: Request) -> tuple[int, int, float]:
+    """Width, height and frame rate the request allows at most (the source's, unless limited).
+
+    The quality search measures against the source at this size and rate: a user who asked for 720p
+    wants "lossless" relative to a 720p picture, not to the 1080p source.
+    """
+    v = info.video
+    if v is None:
+        raise PlanError(f"{info.path} has no video stream")
+    dw, dh = v.display_width, v.display_height
+    short_limit = min(dw, dh)
+    if request.max_height and request.max_height < short_limit:
+        short_limit = request.max_height
+    if request.max_width and request.max_width < max(dw, dh) * short_limit / min(dw, dh):
+        short_limit = math.floor(request.max_width * min(dw, dh) / max(dw, dh))
+    fps = request.fps if request.fps and request.fps < v.fps else v.fps
+    w, h = scaled_size(dw, dh, short_limit)
+    return w, h, fps
+
+
+def plan(
+    info: MediaInfo,
+    request: Request,
+    *,
+    two_pass_at: int | None = None,
+    quality: QualitySearch | None = None,
+) -> Plan:
     """Work out how to turn ``info`` into what ``request`` asks. Raises PlanError when it can't.
 
     ``two_pass_at`` forces a two-pass encode at that size: the executor's fallback when a copy or a
-    capped quality encode came out over its cap.
+    capped quality encode came out over its cap. ``quality`` is what the sample search measured
+    (:mod:`hybrid.quality`) for a request with a VMAF target; without it such a request gets the
+    level's usual CRF and a plan that says the quality was not searched.
     """
+    base = _plan(info, request, two_pass_at)
+    wanted = target_vmaf(request)
+    if wanted is None:
+        return base
+    if quality is None:
+        note = f"quality target VMAF {wanted:g}: not searched, using the level's usual CRF"
+        return replace(
+            base,
+            reasons=(*base.reasons, note),
+            quality=QualityPlan(
+                target_vmaf=wanted,
+                level=request.quality if request.min_vmaf is None else None,
+                outcome="not-searched",
+                crf=None,
+                expected_vmaf=None,
+                needed_size_bytes=None,
+                search=None,
+            ),
+        )
+    return decide_quality(info, request, base, quality, two_pass_at=two_pass_at)
+
+
+def _plan(info: MediaInfo, request: Request, two_pass_at: int | None) -> Plan:
     v = info.video
     if v is None:  # probe refuses such inputs; a hand-built MediaInfo may not
         raise PlanError(f"{info.path} has no video stream")
@@ -381,3 +472,212 @@ def _min_size_bytes(duration_s: float, fps: float, dw: int, dh: int, audio: Audi
         audio_bps = min(audio_bps, audio.bitrate_bps)
     overhead = mp4_overhead_bytes(duration_s, min_fps, audio.sample_rate)
     return math.ceil((video_bps + audio_bps) * duration_s / 8 / AIM + overhead / AIM)
+
+
+# -- quality decision (pure: the search's measurements in, a plan out) --------------------------------
+
+
+def vmaf_at_size(probes: tuple[QualityProbe, ...] | list[QualityProbe], video_bytes: float) -> float | None:
+    """VMAF the probes (one picture size) predict for an output of ``video_bytes``.
+
+    VMAF is close to linear in the logarithm of the size over a few CRF steps: interpolate between
+    the two probes around the size, or extend the line through the nearest two outside them. None
+    with no probes; with one, only sizes at or above it (more bytes never lower the score) count.
+    """
+    points = sorted({(p.video_bytes, p.vmaf) for p in probes if p.video_bytes > 0})
+    if not points or video_bytes <= 0:
+        return None
+    x = math.log(video_bytes)
+    if len(points) == 1:
+        size, score = points[0]
+        return score if video_bytes >= size else None
+    logs = [(math.log(b), q) for b, q in points]
+    if x <= logs[0][0]:
+        (x0, y0), (x1, y1) = logs[0], logs[1]
+    elif x >= logs[-1][0]:
+        (x0, y0), (x1, y1) = logs[-2], logs[-1]
+    else:
+        i = next(i for i in range(1, len(logs)) if logs[i][0] >= x)
+        (x0, y0), (x1, y1) = logs[i - 1], logs[i]
+    if x1 == x0:
+        return max(y0, y1)
+    value = y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    if x > logs[-1][0]:  # above the largest probe: never promise more than a small gain
+        value = min(value, logs[-1][1] + 2.0)
+    return max(0.0, min(100.0, value))
+
+
+def _quality_cap(budget_bytes: int, overhead: int, audio_bytes: int, duration_s: float) -> tuple[int, int]:
+    """VBV cap and buffer (bits/s, bits) that keep a CRF encode under ``budget_bytes``.
+
+    x264's VBV bounds a stream of D seconds by maxrate * D + bufsize, so both are sized from what the
+    video may use: with a buffer of B seconds, maxrate = video bits / (D + B).
+    """
+    buffer_s = min(VBV_BUFFER_S, duration_s / 4)
+    video_bits = max(8000, (budget_bytes - overhead - audio_bytes) * 8)
+    cap_bps = max(1000, math.floor(video_bits / (duration_s + buffer_s)))
+    return cap_bps, math.floor(cap_bps * buffer_s)
+
+
+def decide_quality(
+    info: MediaInfo, request: Request, base: Plan, search: QualitySearch, *, two_pass_at: int | None = None
+) -> Plan:
+    """The plan for a VMAF target, from the plan without one (``base``) and the search's results.
+
+    The quality CRF encode when its predicted size fits the budget (with a VBV cap so that the size
+    guarantee holds whatever the prediction's error); otherwise the two-pass at the target, at the
+    picture size the samples say looks best at that size, with the VMAF to expect.
+    """
+    wanted = search.target_vmaf
+    level = request.quality if request.min_vmaf is None else None
+    label = f"{level} (VMAF {wanted:g})" if level else f"VMAF {wanted:g}"
+    target = two_pass_at if two_pass_at is not None else request.target_size_bytes
+    forced_two_pass = two_pass_at is not None
+    duration = base.duration_s
+    full_audio = _audio_plan(info, request)
+    audio_bytes = _audio_bytes(full_audio, duration)
+    _, _, fps = requested_picture(info, request)
+    overhead = mp4_overhead_bytes(duration, fps, full_audio.sample_rate)
+
+    at_size = [p for p in search.probes if (p.width, p.height) == (search.width, search.height)]
+    found = next((p for p in at_size if p.crf == search.crf), None) if search.crf is not None else None
+    needed = None
+    if found is not None:
+        needed = math.ceil((found.video_bytes + audio_bytes + overhead) / AIM / CRF_FIT_MARGIN)
+    searched = (
+        f"{len(search.probes)} sample encodes"
+        + (" of the whole input" if search.whole_input else f" of {search.samples} samples")
+        + f", {search.elapsed_s:.1f} s"
+        + (" (stopped at its time cap)" if search.capped else "")
+    )
+
+    # Without a target the cap is the source's own size, as for any CRF encode: never grow a file.
+    cap = target if target is not None else round(info.size_bytes * duration / info.duration_s)
+    budget = math.floor(cap * AIM)
+    fits = found is not None and (
+        target is None or found.video_bytes + audio_bytes + overhead <= budget * CRF_FIT_MARGIN
+    )
+    if fits and not forced_two_pass and base.video.mode != "copy":
+        assert found is not None
+        cap_bps, buffer_bits = _quality_cap(budget, overhead, audio_bytes, duration)
+        predicted = min(budget, found.video_bytes + audio_bytes + overhead)
+        reason = (
+            f"quality {label}: the samples reach VMAF ~{found.vmaf:.1f} at CRF {found.crf}, "
+            f"about {format_size(predicted)}: one CRF pass"
+            + (f", capped at {format_bitrate(cap_bps)} to stay under {format_size(cap)}" if target else "")
+            + f" ({searched})"
+        )
+        video = VideoPlan(
+            encoder=ENCODERS[request.codec],
+            codec=request.codec,
+            mode="crf",
+            width=search.width,
+            height=search.height,
+            fps=fps,
+            fps_changed=info.video is not None and not math.isclose(fps, info.video.fps),
+            bitrate_bps=cap_bps,
+            crf=found.crf,
+            preset=request.preset,
+            passes=1,
+            vbv_buffer_bits=buffer_bits,
+        )
+        kept = tuple(r for r in base.reasons if not r.startswith(("two-pass", "the target", "no target")))
+        kept = tuple(
+            r
+            for r in kept
+            if not r.startswith(("downscaled", "audio reduced", "frame rate capped at 30 fps:"))
+        )
+        return replace(
+            base,
+            video=video,
+            audio=full_audio,
+            budget_bytes=budget,
+            overhead_bytes=overhead,
+            predicted_size_bytes=predicted,
+            reasons=(reason, *kept),
+            quality=QualityPlan(
+                target_vmaf=wanted,
+                level=level,
+                outcome="crf",
+                crf=found.crf,
+                expected_vmaf=round(found.vmaf, 2),
+                needed_size_bytes=needed,
+                search=search,
+            ),
+        )
+
+    if base.video.mode != "two-pass" or target is None:
+        # The quality cannot be reached (no CRF in range reached it) and there is no size to aim at:
+        # the best CRF the search tried, under the same cap as any CRF encode.
+        best = min(at_size, key=lambda p: p.crf, default=None)
+        if best is None or base.video.mode == "copy":
+            return replace(
+                base,
+                quality=QualityPlan(wanted, level, "not-searched", None, None, None, search),
+            )
+        reason = (
+            f"quality {label}: not reached by the samples even at CRF {best.crf} "
+            f"(VMAF ~{best.vmaf:.1f}): encoding at CRF {best.crf} ({searched})"
+        )
+        video = replace(base.video, crf=best.crf, width=search.width, height=search.height)
+        return replace(
+            base,
+            video=video,
+            reasons=(reason, *base.reasons),
+            quality=QualityPlan(wanted, level, "crf", best.crf, round(best.vmaf, 2), needed, search),
+        )
+
+    # Two-pass at the target: the picture size the samples score best at this many bytes.
+    video_bytes = (base.video.bitrate_bps or 0) * duration / 8
+    by_picture: dict[tuple[int, int], list[QualityProbe]] = {}
+    for p in search.probes:
+        by_picture.setdefault((p.width, p.height), []).append(p)
+    scores = {
+        size: score
+        for size, probes in by_picture.items()
+        if (score := vmaf_at_size(probes, video_bytes)) is not None
+    }
+    reasons = list(base.reasons)
+    video = base.video
+    ladder = (base.video.width, base.video.height)
+    if scores:
+        best_size = max(scores, key=lambda size: (scores[size], size == ladder))
+        if best_size != ladder and ladder in scores:
+            reasons = [r for r in reasons if not r.startswith("downscaled")]
+        if len(scores) > 1:
+            ranked = ", ".join(
+                f"{min(s)}p ~{scores[s]:.1f}" for s in sorted(scores, key=lambda s: -scores[s])
+            )
+            reasons.append(
+                f"picture size chosen by quality at {format_bitrate(base.video.bitrate_bps or 0)}: "
+                f"VMAF {ranked} (samples, scaled back to {min(search.width, search.height)}p)"
+            )
+        video = replace(video, width=best_size[0], height=best_size[1])
+        expected: float | None = round(scores[best_size], 2)
+    else:
+        expected = None
+    if expected is not None and expected >= wanted:
+        verdict = f"quality {label}: VMAF ~{expected:.1f} expected at the target"
+    elif expected is not None:
+        verdict = f"VMAF ~{expected:.0f} expected, below the {wanted:g} asked"
+    else:
+        verdict = f"quality {label}: the search could not estimate the VMAF at this size"
+    if needed is not None and (expected is None or expected < wanted):
+        verdict += f": allow {format_size(needed)} for {level or f'VMAF {wanted:g}'}"
+    elif found is None and (expected is None or expected < wanted):
+        verdict += " (no CRF the search tried reached it)"
+    reasons.insert(1, f"{verdict} ({searched})")
+    return replace(
+        base,
+        video=video,
+        reasons=tuple(reasons),
+        quality=QualityPlan(
+            target_vmaf=wanted,
+            level=level,
+            outcome="two-pass",
+            crf=search.crf,
+            expected_vmaf=expected,
+            needed_size_bytes=needed,
+            search=search,
+        ),
+    )
