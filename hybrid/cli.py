@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 from tqdm import tqdm
 
-from . import __version__, batch, batch_cli, local, planner, profiles
+from . import __version__, batch, batch_cli, local, planner, profiles, quality
 from .batch import MEDIA_SUFFIXES  # a last positional with one of these suffixes is never an instruction
 from .cloud.commands import COMMANDS as CLOUD_COMMANDS
 from .cloud.commands import cloud_options, pop_cloud_params, run_cloud_compress
@@ -207,9 +207,29 @@ def render_plan(plan: Plan) -> str:
         f"Size     {predicted}{format_size_both(plan.predicted_size_bytes)} predicted "
         f"(container overhead ~{format_size(plan.overhead_bytes)})"
     )
+    if plan.quality is not None:
+        lines.append(f"Quality  {describe_quality(plan)}")
     lines.append("Route    local (ffmpeg on this machine)")
     lines.append("Why      " + "\n         ".join(f"- {reason}" for reason in plan.reasons))
     return "\n".join(lines)
+
+
+def describe_quality(plan: Plan) -> str:
+    """The quality target and the search's outcome, on one line."""
+    q = plan.quality
+    assert q is not None
+    asked = f"VMAF ≥ {q.target_vmaf:g}" + (f" ({q.level})" if q.level else "")
+    if q.outcome == "not-searched" or q.search is None:
+        return f"{asked}; not searched"
+    s = q.search
+    how = "the whole input" if s.whole_input else f"{s.samples} samples, {s.sample_s:g} s"
+    searched = f"search: {len(s.probes)} probes on {how}, {s.elapsed_s:.1f} s" + (
+        f" (capped at {s.time_cap_s:.1f} s)" if s.capped else f" (cap {s.time_cap_s:.1f} s)"
+    )
+    found = f"CRF {q.crf} reaches it" if q.crf is not None else "no CRF tried reaches it"
+    expected = f"VMAF ~{q.expected_vmaf:.1f} expected" if q.expected_vmaf is not None else "VMAF unknown"
+    needed = f"; needs ~{format_size(q.needed_size_bytes)}" if q.needed_size_bytes else ""
+    return f"{asked}; {found}{needed}; {q.outcome}, {expected} (estimate); {searched}"
 
 
 def _setting_text(r: Request, name: str) -> str | None:
@@ -226,6 +246,7 @@ def _setting_text(r: Request, name: str) -> str | None:
         "audio": "no audio" if r.audio == "remove" else "keep audio",
         "audio_bitrate_bps": f"audio ≤{format_bitrate(r.audio_bitrate_bps)}" if r.audio_bitrate_bps else None,
         "quality": f"quality {r.quality}" if r.quality else None,
+        "min_vmaf": f"VMAF ≥{r.min_vmaf:g}" if r.min_vmaf is not None else None,
         "trim_start_s": None
         if not start
         else f"from {format_duration(start)}"
@@ -246,7 +267,7 @@ def describe_request(request: Request) -> str:
     parts = []
     for name in (
         "profile", "target_size_bytes", "max_height", "fps", "codec", "audio", "audio_bitrate_bps",
-        "quality", "trim_start_s", "trim_end_s", "preset",
+        "quality", "min_vmaf", "trim_start_s", "trim_end_s", "preset",
     ):  # fmt: skip
         source = request.sources.get(name, "default")
         text = _setting_text(request, name)
@@ -274,6 +295,8 @@ def result_json(result: Result) -> dict[str, Any]:
         "video": {"codec": result.video_codec, "width": result.width, "height": result.height},
         "audio": {"codec": result.audio_codec},
         "notes": list(result.notes),
+        "vmaf": result.vmaf,
+        "vmaf_method": result.vmaf_method,
     }
 
 
@@ -287,8 +310,16 @@ def render_result(result: Result) -> str:
         f"{format_duration(result.duration_s)}, {result.video_codec}"
         f"{'+' + result.audio_codec if result.audio_codec else ''}; "
         f"{result.mode}, {result.encodes} encode{'s' if result.encodes != 1 else ''}, "
-        f"{format_duration(result.elapsed_s)}"
+        f"{format_duration(result.elapsed_s)}" + _vmaf_text(result)
     )
+
+
+def _vmaf_text(result: Result) -> str:
+    if result.vmaf is None:
+        return ""
+    if result.vmaf_method == "measured-full":
+        return f"; VMAF {result.vmaf:.1f} (measured on the whole file)"
+    return f"; VMAF ~{result.vmaf:.1f} (estimate from samples; --measure for the whole file)"
 
 
 # -- options shared by plan and compress -----------------------------------------------------------
@@ -331,8 +362,16 @@ def request_options(func: F) -> F:
         ),
         click.option(
             "--quality",
-            type=click.Choice(["visually-lossless", "high", "balanced", "small"]),
-            help="Quality level when the size allows it.",
+            type=click.Choice(list(planner.QUALITY_VMAF)),
+            help="Quality to reach when the size allows it: "
+            + ", ".join(f"{name} (VMAF {vmaf:g})" for name, vmaf in planner.QUALITY_VMAF.items())
+            + "; a sample search finds the encode that reaches it.",
+        ),
+        click.option(
+            "--min-vmaf",
+            type=click.FloatRange(1, 100),
+            metavar="N",
+            help="Custom quality floor as a VMAF score (0-100), e.g. 95; wins over --quality.",
         ),
         click.option(
             "--profile", "profile_name", metavar="NAME", help="Platform profile (see: hybrid profiles)."
@@ -364,6 +403,8 @@ def option_settings(params: dict[str, Any]) -> dict[str, Any]:
         out["audio"] = "remove"
     if params.get("audio_bitrate") is not None:
         out["audio_bitrate_bps"] = params["audio_bitrate"]
+    if params.get("min_vmaf") is not None:
+        out["min_vmaf"] = params["min_vmaf"]
     for name in ("preset", "codec", "quality"):
         if params.get(name) is not None:
             out[name] = params[name]
@@ -462,9 +503,18 @@ def prepare(input_path: Path, instruction: str | None, params: dict[str, Any]) -
     return Job(info=info, request=request, intent=intent, profile=profile)
 
 
-def plan_job(job: Job, quiet: bool) -> Plan:
-    """Plan the job; refuse what the profile forbids (too long), warn where an override exceeds it."""
-    the_plan = planner.plan(job.info, job.request)
+def plan_job(
+    job: Job, quiet: bool, *, on_event: Callable[[Event], None] | None = None, search: bool = True
+) -> Plan:
+    """Plan the job; refuse what the profile forbids (too long), warn where an override exceeds it.
+
+    With a quality target (and ``search``), a sample search runs first: its progress goes to
+    ``on_event`` and its outcome into the plan.
+    """
+    if search and planner.target_vmaf(job.request) is not None:
+        the_plan = quality.plan_with_quality(job.info, job.request, on_event=on_event or (lambda _: None))
+    else:
+        the_plan = planner.plan(job.info, job.request)
     if job.profile is not None:
         profiles.check_duration(job.profile, the_plan.duration_s)
         target = job.request.target_size_bytes
@@ -513,7 +563,11 @@ def plan(
     _setup_logging(verbose)
     input_path, instruction = split_arguments(args, prompt)
     job = prepare(input_path, instruction, params)
-    the_plan = plan_job(job, quiet or as_json)
+    drawer = ProgressDrawer(bars=not quiet and not as_json and sys.stderr.isatty(), quiet=quiet or as_json)
+    try:
+        the_plan = plan_job(job, quiet or as_json, on_event=drawer)
+    finally:
+        drawer.close()
     if as_json:
         data = plan_json(the_plan)
         if job.intent is not None:
@@ -532,6 +586,11 @@ def plan(
     help="Where to write (default: INPUT-compressed.mp4 beside the input).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option(
+    "--measure",
+    is_flag=True,
+    help="Measure the output's VMAF on the whole file (a full decode) instead of the samples' estimate.",
+)
 @click.option(
     "--output-dir",
     "-d",
@@ -558,6 +617,7 @@ def compress(
     prompt: str | None,
     output: Path | None,
     overwrite: bool,
+    measure: bool,
     output_dir: Path | None,
     recursive: bool,
     manifest: Path | None,
@@ -591,11 +651,16 @@ def compress(
     input_path = Path(inputs[0])
     job = prepare(input_path, instruction, params)
     info, request = job.info, job.request
-    the_plan = plan_job(job, quiet or as_json)
     bars = not quiet and not as_json and sys.stdout.isatty() and sys.stderr.isatty()
+    drawer = ProgressDrawer(bars=bars, quiet=quiet)
+    try:
+        # The quality search runs here, locally, before the plan is shown; a render node decides
+        # its own encode, so the cloud path gets the plan without one.
+        the_plan = plan_job(job, quiet or as_json, on_event=drawer, search=not path.cloud)
+    finally:
+        drawer.close()
     if not quiet and not as_json:
         click.echo(render_plan(the_plan), err=not sys.stdout.isatty())
-    drawer = ProgressDrawer(bars=bars, quiet=quiet)
     try:
         if path.cloud:
             result = run_cloud_compress(
@@ -604,8 +669,9 @@ def compress(
             )  # fmt: skip
         else:
             result = local.compress(
-                input_path, request, output, overwrite=overwrite, on_event=drawer, info=info, plan=the_plan
-            )
+                input_path, request, output, overwrite=overwrite, on_event=drawer, info=info, plan=the_plan,
+                measure=measure,
+            )  # fmt: skip
     finally:
         drawer.close()
     if as_json:

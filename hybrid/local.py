@@ -24,9 +24,19 @@ from typing import Any
 import ffmpeg as ffmpeg_python
 import psutil
 
-from . import ffmpeg, planner
+from . import ffmpeg, planner, quality
 from .errors import EncodeError, OutputError, ResourceError
-from .models import Event, MediaInfo, Message, Plan, Request, Result, StageStarted
+from .models import (
+    Event,
+    MediaInfo,
+    Message,
+    Plan,
+    QualitySearch,
+    Request,
+    Result,
+    StageStarted,
+    VmafMethod,
+)
 from .probe import probe
 from .units import format_size
 
@@ -150,17 +160,21 @@ def compress(
     on_event: EventSink = _ignore,
     info: MediaInfo | None = None,
     plan: Plan | None = None,
+    measure: bool = False,
 ) -> Result:
     """Compress one file locally. Returns the Result; raises a HybridError subclass on failure.
 
-    The input is never modified; on any failure or interruption nothing is left behind.
+    The input is never modified; on any failure or interruption nothing is left behind. A request
+    with a quality target (``quality`` or ``min_vmaf``) is planned after a sample search (unless
+    ``plan`` is given); the result's VMAF is then the samples' estimate, or with ``measure`` the
+    whole output's, measured against the source.
     """
     started = time.monotonic()
     input_path = Path(input_path)
     request = request or Request()
     dest = resolve_output(input_path, Path(output) if output is not None else None, overwrite)
     info = info or probe(input_path)
-    the_plan = plan or planner.plan(info, request)
+    the_plan = plan or quality.plan_with_quality(info, request, on_event=on_event)
     if the_plan.video.encoder != "copy":
         ffmpeg.require_encoder(the_plan.video.encoder)
     check_disk(the_plan, dest.parent)
@@ -169,6 +183,7 @@ def compress(
     try:
         produced, final_plan = _produce(run)
         verified = _verify(produced, final_plan, run)
+        vmaf, vmaf_method = _vmaf(produced, final_plan, run, measure)
         _place(produced, dest, overwrite)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -187,8 +202,23 @@ def compress(
         video_codec=v.codec,
         audio_codec=verified.audio.codec if verified.audio else None,
         mode=final_plan.video.mode,
+        vmaf=vmaf,
+        vmaf_method=vmaf_method,
         notes=tuple(run.notes or ()),
     )
+
+
+def _vmaf(produced: Path, plan: Plan, run: _Run, measure: bool) -> tuple[float | None, VmafMethod | None]:
+    """The output's VMAF: measured on the whole file when asked, else the search's estimate."""
+    if measure:
+        _stage(run, "measure VMAF")
+        try:
+            return round(quality.measure_output(produced, plan, on_event=run.on_event), 2), "measured-full"
+        except EncodeError as exc:  # the file is good; only its score is unknown
+            run.note(f"could not measure the VMAF: {exc.message}")
+    if plan.quality is not None and plan.quality.expected_vmaf is not None:
+        return plan.quality.expected_vmaf, "estimate-samples"
+    return None, None
 
 
 def _place(produced: Path, dest: Path, overwrite: bool) -> None:
@@ -214,7 +244,7 @@ def _produce(run: _Run) -> tuple[Path, Plan]:
             return out, plan
         run.note(f"the copied file ({format_size(out.stat().st_size)}) is over the target: re-encoding")
         out.unlink()
-        fallback = planner.plan(plan.input, plan.request, two_pass_at=cap)
+        fallback = planner.plan(plan.input, plan.request, two_pass_at=cap, quality=_search_of(plan))
         return _two_pass(run, fallback), fallback
     if plan.video.mode == "crf":
         hard_cap = cap if cap is not None else plan.input.size_bytes
@@ -226,9 +256,14 @@ def _produce(run: _Run) -> tuple[Path, Plan]:
             f"{format_size(hard_cap)}: switching to a two-pass encode at the cap"
         )
         out.unlink()
-        fallback = planner.plan(plan.input, plan.request, two_pass_at=hard_cap)
+        fallback = planner.plan(plan.input, plan.request, two_pass_at=hard_cap, quality=_search_of(plan))
         return _two_pass(run, fallback), fallback
     return _two_pass(run, plan), plan
+
+
+def _search_of(plan: Plan) -> QualitySearch | None:
+    """The quality search a plan was made from, so a fallback plan keeps its measurements."""
+    return plan.quality.search if plan.quality is not None else None
 
 
 # -- argument building ---------------------------------------------------------------------------
@@ -302,7 +337,7 @@ def _video_options(
             # VBV cap: with maxrate R and a buffer of B bits, a stream of D seconds holds at most
             # R*D + B bits; the planner's cap already accounts for the buffer below.
             options["maxrate"] = bitrate_bps
-            options["bufsize"] = bitrate_bps * 2
+            options["bufsize"] = plan.video.vbv_buffer_bits or bitrate_bps * 2
     else:
         options["b:v"] = bitrate_bps
         if v.encoder == "libx265":
