@@ -208,6 +208,11 @@ def _our_output(path: Path, siblings: set[str], ledger: Mapping[str, Any]) -> bo
     return m is not None and m.group("stem") in siblings
 
 
+def _ours_beside(path: Path) -> bool:
+    siblings = {p.stem for p in path.parent.iterdir() if is_media_name(p)}
+    return _our_output(path, siblings, read_ledger(path.parent))
+
+
 def folder_videos(folder: Path, recursive: bool) -> list[Path]:
     """The video files in ``folder`` (sorted by name; hidden files and folders, and hybrid's own
     outputs, left out)."""
@@ -238,9 +243,11 @@ def expand_argument(
                            exit_code=InputError.exit_code)]  # fmt: skip
         return [Source(v, instruction, subfolder=v.parent.relative_to(path)) for v in videos]
     if os.path.lexists(arg) or not has_glob(arg):
+        if output is None and path.name in read_ledger(path.parent):
+            return []  # a shell's glob handed us an output of an earlier batch: not an input
         return [Source(path, instruction, output=output)]
     matches = sorted(Path(m) for m in glob.glob(arg, recursive=recursive))
-    videos = [m for m in matches if is_media_name(m) and m.is_file()]
+    videos = [m for m in matches if is_media_name(m) and m.is_file() and not _ours_beside(m)]
     if not videos:
         return [
             Source(path, instruction, error=f"no video files match {arg}", exit_code=InputError.exit_code)
