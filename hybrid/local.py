@@ -37,7 +37,7 @@ from .models import (
     StageStarted,
     VmafMethod,
 )
-from .probe import probe
+from .probe import from_ffmpeg_report, probe
 from .units import format_size
 
 EventSink = Callable[[Event], None]
@@ -278,11 +278,11 @@ def _input(plan: Plan) -> Any:
     return ffmpeg_python.input(ffmpeg.file_arg(plan.input.path), **options)
 
 
-def _video_stream(plan: Plan) -> Any:
+def _video_stream(plan: Plan, source: Any = None) -> Any:
     # ffmpeg applies the display rotation before these filters (autorotate), so width and height
     # here are the picture as shown, and the output is stored upright with no rotation flag:
     # players that ignore rotation metadata still show it the right way up.
-    stream = _input(plan)["v:0"]
+    stream = (source if source is not None else _input(plan))["v:0"]
     v = plan.video
     src = plan.input.video
     assert src is not None
@@ -366,19 +366,9 @@ def _stage(run: _Run, name: str) -> str:
     return name
 
 
-def _encode_audio(run: _Run, plan: Plan) -> tuple[Path | None, int]:
-    """Encode the audio on its own; return the file and its exact payload in bytes."""
-    if plan.audio.mode != "encode":
-        return None, 0
-    out = run.work / "audio.m4a"
+def _audio_options(plan: Plan) -> dict[str, Any]:
     a = plan.audio
-    stream = ffmpeg_python.output(
-        _input(plan)["a:0"],
-        ffmpeg.file_arg(out),
-        **{"c:a": "aac", "b:a": a.bitrate_bps, "ac": a.channels, "ar": a.sample_rate, "vn": None},
-    )
-    ffmpeg.run(_compile(stream), stage=_stage(run, "audio"), total_s=plan.duration_s, on_event=run.on_event)
-    return out, _payload_bytes(out)
+    return {"c:a": "aac", "b:a": a.bitrate_bps, "ac": a.channels, "ar": a.sample_rate}
 
 
 def _payload_bytes(path: Path) -> int:
@@ -411,10 +401,16 @@ def _payload_bytes(path: Path) -> int:
 
 
 def _video_output(plan: Plan, audio_file: Path | None, out: Path, options: dict[str, Any]) -> Any:
-    streams = [_video_stream(plan)]
+    """The final MP4: the filtered video, plus the audio copied from ``audio_file`` (two-pass: encoded
+    and measured during the first pass) or, without one, encoded from the source in this same run."""
+    source = _input(plan)
+    streams = [_video_stream(plan, source)]
     if audio_file is not None:
         streams.append(ffmpeg_python.input(ffmpeg.file_arg(audio_file))["a:0"])
         options = {**options, "c:a": "copy"}
+    elif plan.audio.mode == "encode":
+        streams.append(source["a:0"])
+        options = {**options, **_audio_options(plan)}
     return ffmpeg_python.output(*streams, ffmpeg.file_arg(out), **options, **_metadata(plan))
 
 
@@ -427,20 +423,28 @@ def _two_pass(run: _Run, plan: Plan) -> Path:
         else min(plan.request.target_size_bytes, math.floor(target) + 1)
     )
     budget = plan.budget_bytes or 0
-    audio_file, audio_bytes = _encode_audio(run, plan)
     passlog = run.work / "x264"
-    # The video gets exactly what the measured audio and the modelled overhead leave.
-    bitrate = max(1000, math.floor((budget - plan.overhead_bytes - audio_bytes) * 8 / plan.duration_s))
-
+    # The first pass also encodes the audio (one decode of the source instead of two), so that the
+    # second pass knows the audio's size to the byte.
+    source = _input(plan)
     first = ffmpeg_python.output(
-        _video_stream(plan),
+        _video_stream(plan, source),
         "-",
         f="null",
-        **_video_options(plan, bitrate_bps=bitrate, pass_no=1, passlog=passlog),
+        **_video_options(plan, bitrate_bps=plan.video.bitrate_bps, pass_no=1, passlog=passlog),
         an=None,
     )
+    audio_file: Path | None = None
+    if plan.audio.mode == "encode":
+        audio_file = run.work / "audio.m4a"
+        first = ffmpeg_python.merge_outputs(
+            first, ffmpeg_python.output(source["a:0"], ffmpeg.file_arg(audio_file), **_audio_options(plan))
+        )
     ffmpeg.run(_compile(first), stage=_stage(run, "pass 1/2"), total_s=plan.duration_s, on_event=run.on_event)
     run.encodes += 1
+    audio_bytes = _payload_bytes(audio_file) if audio_file else 0
+    # The video gets exactly what the measured audio and the modelled overhead leave.
+    bitrate = max(1000, math.floor((budget - plan.overhead_bytes - audio_bytes) * 8 / plan.duration_s))
 
     floor = math.ceil(hard_cap * USE_BUDGET_FLOOR)
     best: tuple[int, Path] | None = None  # the largest output so far that fits
@@ -469,7 +473,7 @@ def _two_pass(run: _Run, plan: Plan) -> Path:
                 out.unlink()
             if size >= floor:
                 return best[1]
-            if _saturated(result.stderr):
+            if _saturated(result.stderr) or _unmoved(points, bitrate, size):
                 run.note(
                     f"the encoder reached lossless quality at {format_size(size)} "
                     f"({size / hard_cap:.0%} of the target): this video needs no more"
@@ -534,17 +538,22 @@ _AVG_QP = re.compile(r"frame [IPB]:\s*\d+\s+Avg QP:\s*([\d.]+)")
 
 
 def _saturated(stderr: str) -> bool:
-    """x264 says every frame type was coded at QP ~0: more bitrate cannot buy anything."""
+    """x264 says every frame type was coded at a QP of about 2 or less: visually lossless already,
+    more bitrate cannot buy anything visible."""
     qps = [float(q) for q in _AVG_QP.findall(stderr)]
-    return bool(qps) and max(qps) < 1.0
+    return bool(qps) and max(qps) < 2.0
+
+
+def _unmoved(points: list[tuple[int, int]], bitrate: int, size: int) -> bool:
+    """A clearly higher bitrate than an earlier pass gave the same size: the encoder is at its floor."""
+    return any(bitrate > 1.1 * b and abs(size - s) <= 0.01 * s for b, s in points)
 
 
 def _crf(run: _Run) -> Path:
     plan = run.plan
-    audio_file, _ = _encode_audio(run, plan)
     out = run.work / "output.mp4"
     options = _video_options(plan, bitrate_bps=plan.video.bitrate_bps, pass_no=None, passlog=run.work / "x")
-    stream = _video_output(plan, audio_file, out, options)
+    stream = _video_output(plan, None, out, options)
     ffmpeg.run(_compile(stream), stage=_stage(run, "encode"), total_s=plan.duration_s, on_event=run.on_event)
     run.encodes += 1
     return out
@@ -563,16 +572,29 @@ def _remux(run: _Run) -> Path:
 
 # -- verification ----------------------------------------------------------------------------------
 
-_DECODE_PROBLEM = re.compile(r"error|invalid|corrupt|missing", re.I)
-
 
 def _verify(path: Path, plan: Plan, run: _Run) -> MediaInfo:
     """The file decodes, has the expected streams and duration, and fits the target."""
     _stage(run, "verify")
+    # One ffmpeg run reads the file back and decodes its first and last two seconds (a broken mux
+    # shows there; a full decode would cost another pass); its report describes the streams.
+    ffmpeg_bin = ffmpeg.find_ffmpeg()
+    proc = ffmpeg.run_capture(
+        [ffmpeg_bin, "-hide_banner", "-nostdin", "-loglevel", "level+info",
+         "-t", "2", "-i", ffmpeg.file_arg(path), "-sseof", "-2", "-i", ffmpeg.file_arg(path),
+         "-map", "0:v:0", "-map", "1:v:0", "-f", "null", "-"]
+    )  # fmt: skip
+    report = proc.stderr.decode("utf-8", "replace")
     try:
-        info = probe(path, scan=False)
+        info = from_ffmpeg_report(path, report)
     except Exception as exc:
-        raise EncodeError(f"the encoded file does not read back: {exc}") from exc
+        raise EncodeError(f"the encoded file does not read back: {exc}", stderr=report) from exc
+    problems = [ln for ln in report.splitlines() if "[error]" in ln or "[fatal]" in ln]
+    if proc.returncode != 0 or problems:
+        raise EncodeError(
+            f"the output does not decode cleanly: {ffmpeg.last_meaningful_lines(chr(10).join(problems))}",
+            stderr=report,
+        )
     cap = plan.request.target_size_bytes
     if cap is None and plan.video.mode == "crf":
         cap = plan.input.size_bytes
@@ -588,20 +610,6 @@ def _verify(path: Path, plan: Plan, run: _Run) -> MediaInfo:
             f"the output lasts {info.duration_s:.2f} s where {plan.duration_s:.2f} s were expected: "
             "the input is probably truncated or damaged"
         )
-    # Decode the start and the end: a broken mux shows there; a full decode would cost a pass.
-    ffmpeg_bin = ffmpeg.find_ffmpeg()
-    for where in (["-t", "2"], ["-sseof", "-2"]):
-        args = [ffmpeg_bin, "-v", "error", "-nostdin"]
-        args += where[:2] if where[0] == "-sseof" else []
-        args += ["-i", ffmpeg.file_arg(path)]
-        args += where if where[0] == "-t" else []
-        args += ["-f", "null", "-"]
-        proc = ffmpeg.run_capture(args)
-        text = proc.stderr.decode("utf-8", "replace")
-        if proc.returncode != 0 or _DECODE_PROBLEM.search(text):
-            raise EncodeError(
-                f"the output does not decode cleanly: {ffmpeg.last_meaningful_lines(text)}", stderr=text
-            )
     with contextlib.suppress(Exception):
         run.on_event(StageStarted(stage="done", total_s=0))
     return info

@@ -169,7 +169,21 @@ def _split_top(text: str) -> list[str]:
 
 def _probe_with_ffmpeg(path: Path) -> _Raw:
     proc = ffmpeg.run_capture([ffmpeg.find_ffmpeg(), "-hide_banner", "-nostdin", "-i", ffmpeg.file_arg(path)])
-    text = proc.stderr.decode("utf-8", "replace")
+    return _parse_ffmpeg_report(path, proc.stderr.decode("utf-8", "replace"))
+
+
+_LEVEL_PREFIX = re.compile(r"^\[(?:info|warning|verbose)\] ", re.M)
+
+
+def from_ffmpeg_report(path: Path, text: str) -> MediaInfo:
+    """MediaInfo from the report an ffmpeg run printed about its first input (``-loglevel
+    level+info`` prefixes allowed): lets a run that does other work (the executor's verification
+    decode) describe the file too, without a separate probe."""
+    size = path.stat().st_size
+    return _finish(path, size, _parse_ffmpeg_report(path, _LEVEL_PREFIX.sub("", text)), "ffmpeg", None)
+
+
+def _parse_ffmpeg_report(path: Path, text: str) -> _Raw:
     container = _INPUT_RE.search(text)
     if not container:
         raise _explain_failure(path, text)
