@@ -500,6 +500,7 @@ class Settings:
 
     options: Mapping[str, Any] = field(default_factory=dict)
     profile_name: str | None = None
+    measure: bool = False  # measure each output's VMAF on the whole file (local only)
 
 
 class _Understanding:
@@ -621,25 +622,33 @@ def default_workers() -> int:
     return 2 if cores >= 2 and memory >= 2 * MEMORY_PER_JOB_BYTES else 1
 
 
-def local_executor(job: Job, on_event: Callable[[Event], None]) -> Result:
-    """The local path: ``hybrid.local.compress`` with the plan made while preparing, then the ledger."""
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    result = local.compress(
-        job.source.input,
-        job.request,
-        job.output,
-        overwrite=job.replace,
-        on_event=on_event,
-        info=job.info,
-        plan=job.plan,
-    )
-    record_output(job, result)
-    return result
+def local_executor(settings: Settings) -> Executor:
+    """The local path: ``hybrid.local.compress`` for each job, then its ledger entry."""
+
+    def execute(job: Job, on_event: Callable[[Event], None]) -> Result:
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        # A quality target's sample search belongs to the job (it is an encode's worth of work, and
+        # runs in parallel with the others); any other plan is the one made while preparing.
+        searched = planner.target_vmaf(job.request) is not None
+        result = local.compress(
+            job.source.input,
+            job.request,
+            job.output,
+            overwrite=job.replace,
+            on_event=on_event,
+            info=job.info,
+            plan=None if searched else job.plan,
+            measure=settings.measure,
+        )
+        record_output(job, result)
+        return result
+
+    return execute
 
 
 def run_jobs(
     entries: Sequence[Job | Item],
-    execute: Executor = local_executor,
+    execute: Executor,
     *,
     workers: int = 1,
     on_event: BatchSink = _ignore,

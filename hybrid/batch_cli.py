@@ -218,7 +218,7 @@ def run_batch(
 
             report = run_cloud_batch(entries, cloud_url=cloud_url, on_event=drawer)
         else:
-            report = batch.run_jobs(entries, batch.local_executor, workers=jobs, on_event=drawer)
+            report = batch.run_jobs(entries, batch.local_executor(settings), workers=jobs, on_event=drawer)
     except batch.BatchInterrupted as exc:
         drawer.close()
         _show(exc.report, as_json=as_json, quiet=quiet, result_json=result_json)

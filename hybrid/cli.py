@@ -643,7 +643,7 @@ def compress(
         batch_cli.run_batch(
             inputs=inputs, instruction=instruction, manifest=manifest, recursive=recursive,
             output_dir=output_dir, overwrite=overwrite,
-            settings=batch.Settings(option_settings(params), params.get("profile_name")),
+            settings=batch.Settings(option_settings(params), params.get("profile_name"), measure),
             workers=jobs, as_json=as_json, quiet=quiet, result_json=result_json,
             cloud=path.cloud, cloud_url=path.cloud_url,
         )  # fmt: skip
