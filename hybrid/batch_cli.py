@@ -76,7 +76,8 @@ class BatchDrawer:
             if bar is None or not str(bar.desc).endswith(inner.stage):
                 self._close_slot(slot)
                 is_bytes = isinstance(inner, Transfer)
-                total = inner.total_bytes if isinstance(inner, Transfer) else 100
+                # The agent reports no percentage, only that it is alive: a counter, not a bar.
+                total = inner.total_bytes if isinstance(inner, Transfer) else 100 if inner.progress else None
                 bar = self.job_bars[slot] = self._bar(slot, label, total or 0, "B" if is_bytes else "%")
             value = inner.done_bytes if isinstance(inner, Transfer) else (inner.progress or 0)
             bar.n = value
