@@ -64,6 +64,9 @@ QUALITY_VMAF: dict[str, float] = {
 # A quality CRF encode is chosen only when the samples predict it at most this share of the budget:
 # the prediction is an estimate, and a two-pass at the target gives the same quality near the edge.
 CRF_FIT_MARGIN = 0.92
+# VMAF lost per halving of the size is about 5 (0.8 per CRF step, 11 % of size per step): the slope
+# assumed when a picture size has a single measurement.
+VMAF_PER_LOG_SIZE = 7.0
 # The VBV buffer of a quality CRF encode, in seconds of its cap (at most a quarter of the video).
 VBV_BUFFER_S = 2.0
 
@@ -482,7 +485,7 @@ def vmaf_at_size(probes: tuple[QualityProbe, ...] | list[QualityProbe], video_by
 
     VMAF is close to linear in the logarithm of the size over a few CRF steps: interpolate between
     the two probes around the size, or extend the line through the nearest two outside them. None
-    with no probes; with one, only sizes at or above it (more bytes never lower the score) count.
+    with no probes; with one, its score above it and the usual slope below it.
     """
     points = sorted({(p.video_bytes, p.vmaf) for p in probes if p.video_bytes > 0})
     if not points or video_bytes <= 0:
@@ -490,7 +493,9 @@ def vmaf_at_size(probes: tuple[QualityProbe, ...] | list[QualityProbe], video_by
     x = math.log(video_bytes)
     if len(points) == 1:
         size, score = points[0]
-        return score if video_bytes >= size else None
+        if video_bytes >= size:
+            return score  # more bytes never score lower; never promise more either
+        return max(0.0, score - VMAF_PER_LOG_SIZE * math.log(size / video_bytes))
     logs = [(math.log(b), q) for b, q in points]
     if x <= logs[0][0]:
         (x0, y0), (x1, y1) = logs[0], logs[1]
@@ -640,7 +645,7 @@ def decide_quality(
     reasons = list(base.reasons)
     video = base.video
     ladder = (base.video.width, base.video.height)
-    if scores:
+    if ladder in scores:  # switch away from the ladder's choice only on measured evidence
         best_size = max(scores, key=lambda size: (scores[size], size == ladder))
         if best_size != ladder and ladder in scores:
             reasons = [r for r in reasons if not r.startswith("downscaled")]

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from . import ffmpeg, planner
 from .errors import EncodeError
@@ -53,9 +54,12 @@ EventSink = Callable[[Event], None]
 
 STAGE = "quality search"
 TIME_SHARE = 0.25  # the search may take this share of the estimated encode time
-MIN_PROBES = 2  # whatever the cap: one point says nothing about a slope
+MIN_PROBES = 3  # whatever the cap: a bracket and one interpolation step
 MAX_CRF_PROBES = 6
 MAX_PROBES = 10
+# The samples' VMAF came out within about a point of the whole output's on the shared clips, more
+# often above than below: a CRF passes when its samples score this much over the target.
+SAMPLE_MARGIN = 0.5
 
 # Samples: about 4 % of the input in all (at least 1 s, at most 20 s), in 2 to 8 pieces of 0.5-4 s;
 # inputs up to WHOLE_INPUT_MAX_S are used whole.
@@ -133,13 +137,21 @@ def _fps_arg(fps: float) -> str:
     return f"{fps:.6f}".rstrip("0").rstrip(".")
 
 
-def _aligned(width: int, height: int, fps: float) -> str:
-    """The filters both sides of a VMAF comparison go through: same start, same frame grid, same size,
-    same range. The fps filter picks, for each tick of the grid, the frame shown at that moment."""
-    return (
-        f"setpts=PTS-STARTPTS,fps={_fps_arg(fps)},"
-        f"scale={width}:{height}:flags=bicubic:out_range=tv,format=yuv420p"
-    )
+Align = Literal["frames", "time"]
+
+
+def _aligned(width: int, height: int, fps: float, align: Align) -> str:
+    """The filters both sides of a VMAF comparison go through: the same frame grid, size and range.
+
+    ``frames``: both sides hold the same frames (hybrid passes every source frame through unless the
+    frame rate changes), so frame N is given the time N / fps on both: exact whatever the source's
+    timestamps were (phone files' variable rates, a first frame stamped apart from the rest).
+    ``time``: the frame counts differ (a new frame rate), so both are retimed to start at zero and
+    resampled to ``fps``: each tick of the grid takes the frame shown at that moment.
+    """
+    rate = _fps_arg(fps)
+    timing = f"setpts=N/({rate}*TB)" if align == "frames" else f"setpts=PTS-STARTPTS,fps={rate}"
+    return f"{timing},scale={width}:{height}:flags=bicubic:out_range=tv,format=yuv420p"
 
 
 def _make_reference(
@@ -167,8 +179,11 @@ def _make_reference(
     # force a keyframe there, and one a frame off would leave the encoder's own scene-cut keyframe
     # beside it, counted as a scene cut of the input.
     cut = "" if whole else f",trim=end_frame={frames_per_sample(length, fps)}"
+    # The source's own frames, as the output will have them (every frame passed through), unless the
+    # request lowers the frame rate: then the same fps filter as the encode.
+    resample = f",fps={_fps_arg(fps)}" if plan.video.fps_changed else ""
     pieces = [
-        f"[{i}:v:0]setpts=PTS-STARTPTS,fps={_fps_arg(fps)}{cut},"
+        f"[{i}:v:0]setpts=PTS-STARTPTS{resample}{cut},"
         f"scale={width}:{height}:flags=lanczos:out_range=tv,format=yuv420p[s{i}]"
         for i in range(len(starts))
     ]
@@ -176,7 +191,7 @@ def _make_reference(
     graph = ";".join(pieces) + f";{joined}concat=n={len(starts)}:v=1:a=0[ref]"
     # Lossless and fast: the reference must be the source's pixels, and is read once per probe.
     argv += ["-filter_complex", graph, "-map", "[ref]", "-c:v", "libx264", "-qp", "0", "-preset", "ultrafast"]
-    argv += ["-an", "-sn", ffmpeg.file_arg(out)]
+    argv += ["-fps_mode", "passthrough", "-an", "-sn", ffmpeg.file_arg(out)]
     ffmpeg.run(argv, stage=STAGE)
     packets = _packets(out)
     if not packets:
@@ -242,15 +257,16 @@ def measure_vmaf(
     subsample: int = 1,
     reference_start_s: float | None = None,
     reference_end_s: float | None = None,
+    align: Align = "frames",
     stage: str = STAGE,
     total_s: float = 0.0,
     on_event: EventSink = _ignore,
 ) -> float:
     """Mean VMAF (vmaf_v0.6.1) of ``distorted`` against ``reference``, on aligned frames.
 
-    Both are retimed to start at zero, resampled to ``fps`` and scaled to ``width`` x ``height`` (the
-    reference's own size: a smaller distorted picture is scaled back up, as a viewer's player would),
-    so frame N of one is compared with frame N of the other whatever their timestamps looked like.
+    Both go through the same timing (see ``align``), are scaled to ``width`` x ``height`` (the
+    reference's size: a smaller distorted picture is scaled back up, as a viewer's player would)
+    and converted to limited-range 4:2:0, so frame N of one is compared with frame N of the other.
     ``reference_start_s``/``reference_end_s`` trim the reference (a source the output was cut from).
     """
     argv = [ffmpeg.find_ffmpeg(), "-i", ffmpeg.file_arg(distorted)]
@@ -259,7 +275,7 @@ def measure_vmaf(
     if reference_end_s is not None:
         argv += ["-to", f"{reference_end_s:.3f}"]
     argv += ["-i", ffmpeg.file_arg(reference)]
-    aligned = _aligned(width, height, fps)
+    aligned = _aligned(width, height, fps, align)
     graph = (
         f"[0:v:0]{aligned}[dist];[1:v:0]{aligned}[ref];"
         f"[dist][ref]libvmaf=model=version=vmaf_v0.6.1:n_threads={vmaf_threads()}"
@@ -281,6 +297,9 @@ def measure_output(
     """VMAF of a finished output against its source (trimmed as planned), over the whole file."""
     info = plan.input
     width, height, fps = planner.requested_picture(info, plan.request)
+    align: Align = "time" if plan.video.fps_changed else "frames"
+    if align == "frames" and plan.trim_start_s is None and plan.trim_end_s is None:
+        align = alignment_for(output, info.path)
     return measure_vmaf(
         output,
         info.path,
@@ -290,10 +309,17 @@ def measure_output(
         subsample=subsample or subsample_for(fps, MEASURE_SCORED_FPS),
         reference_start_s=plan.trim_start_s,
         reference_end_s=plan.trim_end_s,
+        align=align,
         stage="measure VMAF",
         total_s=plan.duration_s,
         on_event=on_event,
     )
+
+
+def alignment_for(distorted: Path, reference: Path) -> Align:
+    """``frames`` when both files hold the same number of frames (one either way: an encoder may
+    drop a last frame with no duration), else ``time``. Counts packets, decodes nothing."""
+    return "frames" if abs(len(_packets(distorted)) - len(_packets(reference))) <= 1 else "time"
 
 
 # -- the search ------------------------------------------------------------------------------------
@@ -338,6 +364,7 @@ class _Search:
     ) -> None:
         self.info, self.request, self.base, self.on_event = info, request, base, on_event
         self.target = planner.target_vmaf(request) or 95.0
+        self.aim = self.target + SAMPLE_MARGIN
         self.codec: Codec = request.codec
         self.ref_size = planner.requested_picture(info, request)
         self.starts, self.length, self.whole = sample_layout(base.trim_start_s or 0.0, base.duration_s)
@@ -391,13 +418,13 @@ class _Search:
         return True
 
     # -- probing --
-    def probe(self, crf: int, width: int, height: int) -> QualityProbe | None:
+    def probe(self, crf: int, width: int, height: int, *, force: bool = False) -> QualityProbe | None:
         lo, hi = CRF_RANGE[self.codec]
         crf = min(hi, max(lo, crf))
         key = (crf, width, height)
         if key in self.cache.probes:
             return self.cache.probes[key]
-        if not self.allowed():
+        if not force and not self.allowed():
             return None
         began = time.monotonic()
         ref = self._reference()
@@ -456,7 +483,7 @@ class _Search:
             argv += ["-force_key_frames", f"expr:eq(mod(n,{per_sample}),0)"]
         if encoder == "libx265":
             argv += ["-x265-params", "log-level=error"]
-        argv += ["-an", ffmpeg.file_arg(out)]
+        argv += ["-fps_mode", "passthrough", "-an", ffmpeg.file_arg(out)]
         ffmpeg.run(argv, stage=STAGE)
 
     def at(self, width: int, height: int) -> list[QualityProbe]:
@@ -474,13 +501,13 @@ class _Search:
             if nxt is None or any(p.crf == nxt for p in self.at(w, h)):
                 break
             crf = nxt
-        passing = [p.crf for p in self.at(w, h) if p.vmaf >= self.target]
+        passing = [p.crf for p in self.at(w, h) if p.vmaf >= self.aim]
         return max(passing) if passing else None
 
     def next_crf(self, probes: list[QualityProbe], lo: int, hi: int) -> int | None:
         """Interpolated binary search: between the best passing and the nearest failing CRF, where the
         line through them crosses the target; outside a bracket, a step by the measured slope."""
-        target = self.target
+        target = self.aim
         passing = sorted((p for p in probes if p.vmaf >= target), key=lambda p: p.crf)
         failing = sorted((p for p in probes if p.vmaf < target), key=lambda p: p.crf)
         best = passing[-1] if passing else None
@@ -505,9 +532,12 @@ class _Search:
         return max(lo, worst.crf - step)
 
     # -- phase 2: VMAF at the target size, per picture size --
-    def probe_at_size(self, width: int, height: int, video_bytes: float, start_crf: int) -> None:
-        """Probes around the CRF whose output is ``video_bytes``, so VMAF there is interpolated."""
-        for _ in range(2):
+    def probe_at_size(
+        self, width: int, height: int, video_bytes: float, start_crf: int, *, force_first: bool = False
+    ) -> None:
+        """Probes around the CRF whose output is ``video_bytes``, so VMAF there is interpolated;
+        ``force_first``: at least one probe at this size, whatever the time cap."""
+        for attempt in range(2):
             probes = self.at(width, height)
             below = [p for p in probes if p.video_bytes <= video_bytes]
             above = [p for p in probes if p.video_bytes > video_bytes]
@@ -527,7 +557,7 @@ class _Search:
                 crf += 1 if all(p.video_bytes > video_bytes for p in probes) else -1
                 if any(p.crf == crf for p in probes) or not lo <= crf <= hi:
                     return
-            if self.probe(crf, width, height) is None:
+            if self.probe(crf, width, height, force=force_first and attempt == 0 and not probes) is None:
                 return
 
     def crf_for_size(self, width: int, height: int, video_bytes: float) -> int | None:
@@ -572,12 +602,8 @@ def _slope(probes: list[QualityProbe]) -> float | None:
     return slope if slope > 0.05 else None
 
 
-def _other_rung(base: Plan, width: int, height: int) -> tuple[int, int] | None:
-    """The picture size to compare with the reference size at a tight target: the ladder's choice when
-    it differs, else the next rung down."""
-    ladder = (base.video.width, base.video.height)
-    if ladder != (width, height):
-        return ladder
+def _lower_rung(width: int, height: int) -> tuple[int, int] | None:
+    """The next rung of the planner's ladder below this picture, aspect kept."""
     short = min(width, height)
     lower = next((r for r in planner.LADDER if r < short), None)
     if lower is None:
@@ -609,18 +635,19 @@ def search(
         interim = run.result(crf)
         decided = planner.plan(info, request, quality=interim)
         if decided.video.mode == "two-pass" and decided.video.bitrate_bps:
-            # The quality does not fit: measure what the target size buys, at the reference size and
-            # at the other candidate picture size, so the decision can pick the better looking one.
+            # The quality does not fit: measure what the target size buys, at the picture size the
+            # ladder picked (first, whatever the cap: it is what the user is told to expect) and at
+            # the other candidate, so the decision can pick the better looking one.
             video_bytes = decided.video.bitrate_bps * decided.duration_s / 8
             w, h, _ = run.ref_size
-            start = run.crf_for_size(w, h, video_bytes) or 30
-            run.probe_at_size(w, h, video_bytes, start)
-            other = _other_rung(base, w, h)
-            if other is not None:
-                start = run.crf_for_size(w, h, video_bytes) or start
+            ladder = (base.video.width, base.video.height) if base.video.mode == "two-pass" else (w, h)
+            other = (w, h) if ladder != (w, h) else _lower_rung(w, h)
+            at_reference = run.crf_for_size(w, h, video_bytes) or CRF_AT_95[run.codec]
+            for n, (rw, rh) in enumerate([ladder] if other is None else [ladder, other]):
                 # A smaller picture spends fewer bytes at the same CRF: start lower by that much.
-                fewer = PIXEL_SIZE_EXPONENT * math.log((w * h) / (other[0] * other[1])) / LOG_SIZE_PER_CRF
-                run.probe_at_size(other[0], other[1], video_bytes, start - round(fewer))
+                fewer = PIXEL_SIZE_EXPONENT * math.log((w * h) / (rw * rh)) / LOG_SIZE_PER_CRF
+                start = run.crf_for_size(rw, rh, video_bytes) or at_reference - round(fewer)
+                run.probe_at_size(rw, rh, video_bytes, start, force_first=n == 0)
         return run.result(crf)
     finally:
         run.close()

@@ -78,7 +78,7 @@ def test_quality_that_fits_the_target_is_one_crf_pass_with_a_vbv_cap_under_the_t
 
 def test_quality_that_does_not_fit_is_two_pass_at_the_target_with_what_it_would_need() -> None:
     info = media()
-    request = Request(target_size_bytes=10_000_000, quality="visually-lossless")
+    request = Request(target_size_bytes=20_000_000, quality="visually-lossless")  # 1080p on the ladder
     found = search(
         P(22, 1920, 1080, 30_000_000, 95.6),
         P(23, 1920, 1080, 27_000_000, 94.8),
@@ -89,7 +89,8 @@ def test_quality_that_does_not_fit_is_two_pass_at_the_target_with_what_it_would_
     p = plan(info, request, quality=found)
     assert p.video.mode == "two-pass"
     assert p.quality is not None and p.quality.outcome == "two-pass"
-    assert p.quality.expected_vmaf is not None and 84 < p.quality.expected_vmaf < 89
+    assert (p.video.width, p.video.height) == (1920, 1080)
+    assert p.quality.expected_vmaf is not None and 88 < p.quality.expected_vmaf < 95
     assert p.quality.needed_size_bytes is not None and p.quality.needed_size_bytes > 30_000_000
     text = " ".join(p.reasons)
     assert "below the 95 asked: allow" in text and "for visually-lossless" in text
@@ -120,7 +121,8 @@ def test_vmaf_at_size_interpolates_on_log_size_and_never_invents_quality() -> No
     assert vmaf_at_size(probes, 1000) == pytest.approx(96.0)
     assert vmaf_at_size(probes, 707) == pytest.approx(93.0, abs=0.1)  # halfway in log size
     assert vmaf_at_size(probes, 10_000) is not None and vmaf_at_size(probes, 10_000) <= 98.0  # type: ignore[operator]
-    assert vmaf_at_size([P(20, 1, 1, 1000, 96.0)], 500) is None
+    assert vmaf_at_size([P(20, 1, 1, 1000, 96.0)], 2000) == 96.0
+    assert vmaf_at_size([P(20, 1, 1, 1000, 96.0)], 500) == pytest.approx(96.0 - 7.0 * 0.693, abs=0.01)
     assert vmaf_at_size([], 500) is None
 
 
