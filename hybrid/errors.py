@@ -77,10 +77,15 @@ class EncodeError(HybridError):
 
     exit_code = 9
 
-    def __init__(self, message: str, *, stderr: str = "", argv: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, stderr: str = "", argv: list[str] | None = None, returncode: int | None = None
+    ) -> None:
         super().__init__(message)
         self.stderr = stderr
         self.argv = argv or []
+        # Negative: ffmpeg was killed by that signal (the OOM killer's SIGKILL among them), which says
+        # the machine ran short rather than the input being bad.
+        self.returncode = returncode
 
 
 class IntentError(HybridError):

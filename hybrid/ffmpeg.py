@@ -235,6 +235,7 @@ def run(
             f"ffmpeg failed during {stage} (exit {returncode}): {last_meaningful_lines(stderr)}",
             stderr=stderr,
             argv=full,
+            returncode=returncode,
         )
     return RunResult(returncode, stderr)
 
