@@ -215,6 +215,11 @@ class Result:
     notes: tuple[str, ...] = ()
     vmaf: float | None = None
     vmaf_method: VmafMethod | None = None
+    # Why the router chose the path it first tried; and when that path failed for a reason the user
+    # could not fix, the path the job moved away from and that failure (``path`` made the file).
+    route_reason: str | None = None
+    fell_back_from: Literal["local", "cloud"] | None = None
+    fallback_reason: str | None = None
 
 
 @dataclass(frozen=True)
