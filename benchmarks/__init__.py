@@ -10,4 +10,5 @@ Each benchmark is a module with ``main(argv) -> int``, runnable on its own
 BENCHMARKS = {
     "target_size": "benchmarks.target_size",
     "cloud_overhead": "benchmarks.cloud_overhead",
+    "batch_throughput": "benchmarks.batch_throughput",
 }
