@@ -10,5 +10,6 @@ Each benchmark is a module with ``main(argv) -> int``, runnable on its own
 BENCHMARKS = {
     "target_size": "benchmarks.target_size",
     "cloud_overhead": "benchmarks.cloud_overhead",
+    "quality": "benchmarks.quality",
     "batch_throughput": "benchmarks.batch_throughput",
 }
