@@ -556,7 +556,10 @@ def cli() -> None:
 def plan(
     args: tuple[str, ...], prompt: str | None, as_json: bool, quiet: bool, verbose: bool, **params: Any
 ) -> None:
-    """Show how INPUT would be compressed, without encoding anything.
+    """Show how INPUT would be compressed, without encoding it.
+
+    With a quality target (--quality, --min-vmaf, "without losing quality") a few short samples are
+    encoded and scored first, as compress would, so the plan shows the CRF and VMAF to expect.
 
     INSTRUCTION says what you want in plain words: "under 25MB for Discord, no audio".
     """
