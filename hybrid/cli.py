@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 from tqdm import tqdm
 
-from . import __version__, batch, batch_cli, local, planner, profiles, quality
+from . import __version__, batch, batch_cli, dispatch, local, planner, profiles, quality, router
 from .batch import MEDIA_SUFFIXES  # a last positional with one of these suffixes is never an instruction
 from .cloud.commands import COMMANDS as CLOUD_COMMANDS
 from .cloud.commands import cloud_options, pop_cloud_params, run_cloud_compress
@@ -167,7 +167,7 @@ def describe_input(plan: Plan) -> str:
     )
 
 
-def render_plan(plan: Plan) -> str:
+def render_plan(plan: Plan, decision: dispatch.Decision | None = None) -> str:
     v, a, r = plan.video, plan.audio, plan.request
     lines = [f"Input    {describe_input(plan)}"]
     asked = describe_request(r)
@@ -209,9 +209,17 @@ def render_plan(plan: Plan) -> str:
     )
     if plan.quality is not None:
         lines.append(f"Quality  {describe_quality(plan)}")
-    lines.append("Route    local (ffmpeg on this machine)")
+    lines.append("Route    " + (describe_route(decision) if decision else "local (ffmpeg on this machine)"))
     lines.append("Why      " + "\n         ".join(f"- {reason}" for reason in plan.reasons))
     return "\n".join(lines)
+
+
+def describe_route(decision: dispatch.Decision) -> str:
+    """The route line: both estimates, what was chosen and why (and what the estimate rests on)."""
+    text = router.describe(decision.route, decision.resources.logical_cores)
+    if decision.estimates.local_basis == "prior":
+        text += "; local estimate rough (x264 not yet measured on this machine)"
+    return text
 
 
 def describe_quality(plan: Plan) -> str:
@@ -276,9 +284,23 @@ def describe_request(request: Request) -> str:
     return ", ".join(parts)
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan, decision: dispatch.Decision | None = None) -> dict[str, Any]:
     data: dict[str, Any] = to_jsonable(plan)
-    data["route"] = {"path": "local", "reason": "local execution (the only path in this version)"}
+    if decision is None:
+        data["route"] = {"path": "local", "reason": "not routed"}
+        return data
+    r, est = decision.route, decision.estimates
+    data["route"] = {
+        "path": r.path,
+        "reason": r.reason,
+        "local_estimate_s": r.local_estimate_s,
+        "cloud_estimate_s": r.cloud_estimate_s,
+        "local_basis": est.local_basis,
+        "cloud_upload_s": r.cloud_upload_s,
+        "local_problem": r.local_problem,
+        "cloud_problem": r.cloud_problem,
+        "cloud_reachable": decision.resources.cloud.reachable,
+    }
     return data
 
 
@@ -297,6 +319,9 @@ def result_json(result: Result) -> dict[str, Any]:
         "notes": list(result.notes),
         "vmaf": result.vmaf,
         "vmaf_method": result.vmaf_method,
+        "route_reason": result.route_reason,
+        "fell_back_from": result.fell_back_from,
+        "fallback_reason": result.fallback_reason,
     }
 
 
@@ -310,8 +335,14 @@ def render_result(result: Result) -> str:
         f"{format_duration(result.duration_s)}, {result.video_codec}"
         f"{'+' + result.audio_codec if result.audio_codec else ''}; "
         f"{result.mode}, {result.encodes} encode{'s' if result.encodes != 1 else ''}, "
-        f"{format_duration(result.elapsed_s)}" + _vmaf_text(result)
+        f"{format_duration(result.elapsed_s)}" + _vmaf_text(result) + _moved_text(result)
     )
+
+
+def _moved_text(result: Result) -> str:
+    if result.fell_back_from is None:
+        return ""
+    return f"; made on the {result.path} path after the {result.fell_back_from} path failed"
 
 
 def _vmaf_text(result: Result) -> str:
@@ -553,6 +584,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("args", metavar="INPUT [INSTRUCTION]", nargs=-1)
 @request_options
+@cloud_options
 def plan(
     args: tuple[str, ...], prompt: str | None, as_json: bool, quiet: bool, verbose: bool, **params: Any
 ) -> None:
@@ -564,6 +596,7 @@ def plan(
     INSTRUCTION says what you want in plain words: "under 25MB for Discord, no audio".
     """
     _setup_logging(verbose)
+    path = pop_cloud_params(params)
     input_path, instruction = split_arguments(args, prompt)
     job = prepare(input_path, instruction, params)
     drawer = ProgressDrawer(bars=not quiet and not as_json and sys.stderr.isatty(), quiet=quiet or as_json)
@@ -571,13 +604,16 @@ def plan(
         the_plan = plan_job(job, quiet or as_json, on_event=drawer)
     finally:
         drawer.close()
+    decision = dispatch.decide(
+        the_plan, input_path.parent, forced=path.forced, cloud_url=path.cloud_url, max_wait_s=path.max_wait_s
+    )
     if as_json:
-        data = plan_json(the_plan)
+        data = plan_json(the_plan, decision)
         if job.intent is not None:
             data["instruction"] = {"text": instruction, "understood": list(job.intent.phrases)}
         click.echo(json.dumps(data, indent=2))
     else:
-        click.echo(render_plan(the_plan))
+        click.echo(render_plan(the_plan, decision))
 
 
 @cli.command()
@@ -662,19 +698,30 @@ def compress(
         the_plan = plan_job(job, quiet or as_json, on_event=drawer, search=not path.cloud)
     finally:
         drawer.close()
+    decision = dispatch.decide(
+        the_plan, (output or input_path).parent, forced=path.forced, cloud_url=path.cloud_url,
+        max_wait_s=path.max_wait_s,
+    )  # fmt: skip
     if not quiet and not as_json:
-        click.echo(render_plan(the_plan), err=not sys.stdout.isatty())
+        click.echo(render_plan(the_plan, decision), err=not sys.stdout.isatty())
+
+    def run_cloud(sink: Callable[[Event], None]) -> Result:
+        return run_cloud_compress(
+            input_path, request, output, overwrite=overwrite, drawer=sink, bars=bars, quiet=quiet,
+            cloud_url=path.cloud_url, info=info, plan=the_plan,
+        )  # fmt: skip
+
+    def run_local(sink: Callable[[Event], None]) -> Result:
+        return local.compress(
+            input_path, request, output, overwrite=overwrite, on_event=sink, info=info, plan=the_plan,
+            measure=measure,
+        )  # fmt: skip
+
     try:
-        if path.cloud:
-            result = run_cloud_compress(
-                input_path, request, output, overwrite=overwrite, drawer=drawer, bars=bars, quiet=quiet,
-                cloud_url=path.cloud_url, info=info, plan=the_plan,
-            )  # fmt: skip
-        else:
-            result = local.compress(
-                input_path, request, output, overwrite=overwrite, on_event=drawer, info=info, plan=the_plan,
-                measure=measure,
-            )  # fmt: skip
+        result = dispatch.execute(
+            decision, the_plan, run_local=run_local, run_cloud=run_cloud, on_event=drawer,
+            record_speed=not measure,
+        )  # fmt: skip
     finally:
         drawer.close()
     if as_json:

@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 from tqdm import tqdm
 
 from ..errors import Interrupted
 from ..models import Event, MediaInfo, Plan, Request, Result, StageStarted, Transfer, Waiting
+from ..units import parse_duration
 from .client import NemoClient
 from .config import Store, env_token
 from .errors import CloudError
@@ -31,12 +32,20 @@ def cloud_options(func: F) -> F:
         click.option(
             "--cloud", "force_cloud", is_flag=True, help="Render on the cloud service (or a hybrid node)."
         ),
-        click.option("--local", "force_local", is_flag=True, help="Encode on this machine (the default)."),
+        click.option("--local", "force_local", is_flag=True, help="Encode on this machine, whatever it has."),
         click.option(
             "--cloud-url",
             metavar="URL",
             default=None,
             help="Render service base URL (beats the config and NEMO_API_URL).",
+        ),
+        click.option(
+            "--max-wait",
+            "max_wait",
+            metavar="DURATION",
+            default=None,
+            help="How long a local encode may take before the cloud is preferred, e.g. 5min, 90s "
+            "(default 3min, or max_wait_s in the config).",
         ),
     ]
     for option in reversed(options):
@@ -46,10 +55,17 @@ def cloud_options(func: F) -> F:
 
 @dataclass(frozen=True)
 class PathChoice:
-    """What ``--cloud`` / ``--local`` / ``--cloud-url`` said (local unless ``--cloud``)."""
+    """What ``--cloud`` / ``--local`` / ``--cloud-url`` / ``--max-wait`` said. ``cloud`` and ``local``
+    are forced paths; with neither, the router decides."""
 
     cloud: bool
     cloud_url: str | None
+    local: bool = False
+    max_wait_s: float | None = None
+
+    @property
+    def forced(self) -> Literal["local", "cloud"] | None:
+        return "cloud" if self.cloud else "local" if self.local else None
 
 
 def pop_cloud_params(params: dict[str, Any]) -> PathChoice:
@@ -57,9 +73,16 @@ def pop_cloud_params(params: dict[str, Any]) -> PathChoice:
     force_cloud = bool(params.pop("force_cloud", False))
     force_local = bool(params.pop("force_local", False))
     cloud_url = params.pop("cloud_url", None)
+    max_wait = params.pop("max_wait", None)
     if force_cloud and force_local:
         raise click.UsageError("--cloud and --local contradict each other: pick one")
-    return PathChoice(cloud=force_cloud, cloud_url=cloud_url)
+    max_wait_s = None
+    if max_wait is not None:
+        try:
+            max_wait_s = parse_duration(str(max_wait))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--max-wait") from None
+    return PathChoice(cloud=force_cloud, cloud_url=cloud_url, local=force_local, max_wait_s=max_wait_s)
 
 
 class CloudDrawer:
