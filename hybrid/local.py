@@ -180,6 +180,8 @@ def compress(
     check_disk(the_plan, dest.parent)
     work = _make_workdir(dest.parent)
     run = _Run(plan=the_plan, work=work, on_event=on_event)
+    if the_plan.quality is not None and the_plan.quality.shortfall:
+        run.note(the_plan.quality.shortfall)  # "VMAF ~89 expected, below the 95 asked: allow 31 MB ..."
     try:
         produced, final_plan = _produce(run)
         verified = _verify(produced, final_plan, run)

@@ -177,6 +177,8 @@ class QualityPlan:
     expected_vmaf: float | None  # of the planned output, estimated from the samples
     needed_size_bytes: int | None  # the smallest target the samples say reaches the quality
     search: QualitySearch | None
+    # Set when the output will fall short of the target VMAF: what to expect and what size would do.
+    shortfall: str | None = None
 
 
 @dataclass(frozen=True)

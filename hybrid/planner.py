@@ -684,5 +684,6 @@ def decide_quality(
             expected_vmaf=expected,
             needed_size_bytes=needed,
             search=search,
+            shortfall=verdict if expected is None or expected < wanted else None,
         ),
     )

@@ -94,6 +94,7 @@ def test_quality_that_does_not_fit_is_two_pass_at_the_target_with_what_it_would_
     assert p.quality.needed_size_bytes is not None and p.quality.needed_size_bytes > 30_000_000
     text = " ".join(p.reasons)
     assert "below the 95 asked: allow" in text and "for visually-lossless" in text
+    assert p.quality.shortfall is not None and "below the 95 asked: allow" in p.quality.shortfall
 
 
 def test_at_a_tight_target_the_picture_size_that_scores_better_wins() -> None:
