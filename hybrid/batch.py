@@ -610,9 +610,10 @@ Executor = Callable[[Job, Callable[[Event], None]], Result]
 def default_workers() -> int:
     """2 on a machine with at least 2 cores and the memory for two encodes, else 1.
 
-    Measured on this project's 2-core machine (see the batch notes): two jobs at once finish a batch
-    15-30 % sooner than one at a time, although x264 already uses every core, because a good part of
-    each job is serial (audio encode, probing, packet counting, verification, x264's start and end).
+    Measured on this project's 2-core machine (``benchmarks/batch_throughput.py``; the shared clips,
+    preset medium): two jobs at once were never slower than one in five paired runs and finished a
+    batch 3-39 % sooner, for the same CPU time, although x264 already uses every core: part of each
+    job is serial (probing, audio, x264's start and end, verification) and the other job fills it.
     More than two was not measured: pass ``--jobs`` for that.
     """
     import psutil
