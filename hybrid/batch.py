@@ -167,7 +167,16 @@ class JobFinished:
     item: Item
 
 
-BatchEvent = JobStarted | JobEvent | JobFinished
+@dataclass(frozen=True)
+class Preparing:
+    """Probing and planning the ``index``-th of ``total`` inputs, before any encode starts."""
+
+    index: int
+    total: int
+    input: Path
+
+
+BatchEvent = Preparing | JobStarted | JobEvent | JobFinished
 BatchSink = Callable[[BatchEvent], None]
 
 
@@ -547,6 +556,7 @@ def prepare(
     output_dir: Path | None,
     overwrite: bool,
     shared_instruction: str | None = None,
+    on_event: BatchSink = _ignore,
 ) -> list[Job | Item]:
     """Probe, understand and plan every Source, and name its output; in batch order.
 
@@ -559,6 +569,7 @@ def prepare(
     ready: dict[int, tuple[MediaInfo, Request, Plan]] = {}
     failed: dict[int, Item] = {}
     for index, source in enumerate(sources):
+        on_event(Preparing(index, len(sources), source.input))
         if source.error is not None:
             failed[index] = Item(index, source.input, None, "failed", None, error=source.error,
                                  exit_code=source.exit_code)  # fmt: skip

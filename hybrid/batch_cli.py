@@ -43,7 +43,12 @@ class BatchDrawer:
         self.workers = workers
 
     def __call__(self, event: BatchEvent) -> None:
-        if isinstance(event, JobFinished):
+        if isinstance(event, batch.Preparing):
+            if self.overall is not None:
+                self.overall.set_description_str(f"probing {event.index + 1}/{event.total}")
+        elif isinstance(event, JobFinished):
+            if self.overall is not None and self.done == 0:
+                self.overall.set_description_str("batch")
             self._close_slot(event.slot)
             self.done += 1
             if self.overall is not None:
@@ -52,6 +57,8 @@ class BatchDrawer:
                 self._write(f"hybrid: [{self.done}/{self.total}] {item_line(event.item)}")
         elif isinstance(event, JobStarted):
             self._close_slot(event.slot)
+            if self.overall is not None:
+                self.overall.set_description_str("batch")
         elif isinstance(event, JobEvent):
             inner = event.event
             if isinstance(inner, Message):
@@ -132,6 +139,8 @@ def reason(item: Item) -> str:
 
 def render_report(report: BatchReport) -> str:
     """The summary table, then the reason of each failure, then one line of totals."""
+    if not report.items:
+        return "no video files to compress"
     header = ("input", "output", "before -> after", "ratio", "path", "time", "status")
     rows = [header]
     for item in report.items:
@@ -207,13 +216,14 @@ def run_batch(
             raise click.BadParameter(str(exc), param_hint="--manifest") from None
     if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
         raise click.BadParameter(f"{output_dir} is not a folder", param_hint="--output-dir")
-    entries = batch.prepare(
-        sources, settings, output_dir=output_dir, overwrite=overwrite, shared_instruction=instruction
-    )
     jobs = workers or (1 if cloud else batch.default_workers())
     bars = not quiet and not as_json and sys.stdout.isatty() and sys.stderr.isatty()
-    drawer = BatchDrawer(bars=bars, quiet=quiet or as_json, total=len(entries), workers=jobs)
+    drawer = BatchDrawer(bars=bars, quiet=quiet or as_json, total=len(sources), workers=jobs)
     try:
+        entries = batch.prepare(
+            sources, settings, output_dir=output_dir, overwrite=overwrite, shared_instruction=instruction,
+            on_event=drawer,
+        )  # fmt: skip
         if cloud:
             from .cloud.batch import run_cloud_batch
 
