@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hybrid import batch
 from hybrid.batch import BatchReport, Item, Source, assign_outputs, expand, read_manifest
 from hybrid.cli import is_batch, split_inputs
 from hybrid.cloud.server import NodeConfig, RunningNode
@@ -333,3 +334,38 @@ def test_ctrl_c_mid_batch_keeps_finished_outputs_and_a_rerun_completes_it(tmp_pa
     assert sorted(p.name for p in out.glob("*.mp4")) == sorted(Path(n).stem + ".mp4" for n in (A, B, C))
     assert all_leftovers(tmp_path) == []
     assert os.path.exists(out / ".hybrid.json")
+
+
+@pytest.mark.encode
+def test_a_cloud_batch_survives_a_lost_session_and_a_failed_render(tmp_path: Path) -> None:
+    from hybrid.cloud.batch import run_cloud_batch
+    from hybrid.cloud.client import ClientOptions
+    from hybrid.cloud.config import Store
+    from hybrid.cloud.executor import CloudSettings
+
+    copy(A, tmp_path / "in" / "one.mov")
+    copy(A, tmp_path / "in" / "two.mov")
+    (tmp_path / "in" / "notes.avi").write_text("not a video\n", encoding="utf-8")
+    sources = expand([str(tmp_path / "in")], "half the size", recursive=False)
+    entries = batch.prepare(sources, batch.Settings({"preset": "veryfast"}), output_dir=None, overwrite=False)
+    config = NodeConfig(data_dir=tmp_path / "node", heartbeat_s=0.01, anon_tokens_per_ip=1000)
+    with RunningNode(config) as node:
+        node.node.arm("lose_session", 1)  # the first upload finds its session gone
+        node.node.arm("render_fail", 1)  # the first render fails: retried with a new render id
+        options = ClientOptions(backoff_s=0.02, rate_limit_wait_s=0.05, sse_idle_s=20)
+        report = run_cloud_batch(
+            entries,
+            on_event=lambda e: None,
+            store=Store(tmp_path / "config"),
+            settings=CloudSettings(base_url=node.url, options=options, poll_max_s=0.5),
+        )
+        assert len(node.node.q("SELECT * FROM sessions")) == 2
+    assert [(i.input.name, i.status) for i in report.items] == [
+        ("notes.avi", "failed"), ("one.mov", "ok"), ("two.mov", "ok"),
+    ]  # fmt: skip
+    assert report.exit_code == 20
+    for item in report.items[1:]:
+        assert item.output is not None and item.result is not None and item.result.path == "cloud"
+        assert item.output.name == f"{item.input.stem}-compressed.mp4"
+        assert item.output.stat().st_size <= clip(A).stat().st_size // 2
+    assert all_leftovers(tmp_path) == []

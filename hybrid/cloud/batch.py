@@ -96,14 +96,20 @@ class CloudBatch:
             on_event(StageStarted(stage=stage, total_s=0))
             try:
                 preflight(job.source.input)
+            except HybridError as exc:
+                self.refused[job.index] = exc  # that file's problem only: it is not uploaded
+                continue
+            try:
                 self.client.upload(
                     session.session_id,
                     job.source.input,
                     on_progress=_transfer(on_event, stage),
                     filename=self.names[job.index],
                 )
-            except (E.UnsupportedFileError, E.FileTooLargeError, HybridError) as exc:
-                self.refused[job.index] = exc  # that file's problem only
+            except (E.UnsupportedFileError, E.FileTooLargeError) as exc:
+                # Refusals of one file stay with it; anything else (the session, the network, the
+                # token) is the batch's problem and goes up to the job that is running.
+                self.refused[job.index] = exc
         self.session = session
         return session
 
@@ -113,10 +119,10 @@ class CloudBatch:
         dest = local.resolve_output(job.source.input, job.output, job.replace)
         preflight(job.source.input)
         for attempt in range(2):
-            session = self.session or self.open(on_event)
-            if job.index in self.refused:
-                raise self.refused[job.index]
             try:
+                session = self.session or self.open(on_event)
+                if job.index in self.refused:
+                    raise self.refused[job.index]
                 status = self._render(session, job, on_event)
                 break
             except E.CloudSessionError:
