@@ -41,7 +41,8 @@ class RouteOptions:
 @dataclass(frozen=True)
 class Route:
     """Where the job runs and why. ``cloud_estimate_s`` is None when the cloud is unusable
-    (``cloud_problem`` says why); ``local_problem`` is what stops this machine, if anything."""
+    (``cloud_problem`` says why; ``cloud_nominal_s`` is what it would have taken); ``local_problem`` is
+    what stops this machine, if anything."""
 
     path: PathName
     reason: str
@@ -50,6 +51,7 @@ class Route:
     cloud_upload_s: float | None = None
     local_problem: str | None = None
     cloud_problem: str | None = None
+    cloud_nominal_s: float | None = None
 
 
 def memory_needed_bytes(plan: Plan) -> int:
@@ -114,9 +116,10 @@ def route(plan: Plan, res: Resources, est: Estimates, options: RouteOptions) -> 
             reason=reason,
             local_estimate_s=local_s,
             cloud_estimate_s=cloud_s,
-            cloud_upload_s=None if no_cloud else est.cloud.upload_s,
+            cloud_upload_s=est.cloud.upload_s,
             local_problem=no_local,
             cloud_problem=no_cloud,
+            cloud_nominal_s=est.cloud.total_s,
         )
 
     if options.forced == "local":
@@ -159,9 +162,12 @@ def describe(route_: Route, cores: int) -> str:
     """One line: "local: ~2m10s on this 2-core machine; cloud: ~1m40s incl. 45 s upload — choosing
     local (offline)"."""
     local_text = f"local: ~{about(route_.local_estimate_s)} on this {cores}-core machine"
-    if route_.cloud_estimate_s is None:
+    cloud_s = route_.cloud_estimate_s if route_.cloud_estimate_s is not None else route_.cloud_nominal_s
+    if cloud_s is None:
         cloud_text = "cloud: unusable"
     else:
         upload = route_.cloud_upload_s or 0.0
-        cloud_text = f"cloud: ~{about(route_.cloud_estimate_s)} incl. {about(upload)} upload"
+        cloud_text = f"cloud: ~{about(cloud_s)} incl. {about(upload)} upload"
+        if route_.cloud_estimate_s is None:
+            cloud_text += " (unusable)"
     return f"{local_text}; {cloud_text} — choosing {route_.path} ({route_.reason})"

@@ -148,7 +148,7 @@ def test_max_wait_is_the_users_patience() -> None:
 def test_an_unusable_cloud_means_local_with_the_reason(res: Resources, plan: Plan | None, words: str) -> None:
     r = decide(res, estimates(400.0, cloud_s=100.0), plan)
     assert r.path == "local" and words in r.reason and words in (r.cloud_problem or "")
-    assert r.cloud_estimate_s is None and r.cloud_upload_s is None
+    assert r.cloud_estimate_s is None and r.cloud_nominal_s == 100.0
 
 
 def test_a_token_makes_anonymous_tokens_unnecessary() -> None:
@@ -214,7 +214,7 @@ def test_the_route_line_reads_like_the_issue() -> None:
     offline = machine(cloud=cloud(reachable="unreachable", reach_detail="127.0.0.1:9: refused"))
     r = decide(offline, estimates(130.0, cloud_s=100.0, upload_s=45.0))
     assert router.describe(r, 2) == (
-        "local: ~2m10s on this 2-core machine; cloud: unusable — choosing local "
+        "local: ~2m10s on this 2-core machine; cloud: ~1m40s incl. 45 s upload (unusable) — choosing local "
         "(within the 3m00s wait; the cloud is unusable: offline: 127.0.0.1:9: refused)"
     )
     r = decide(machine(), estimates(130.0, cloud_s=100.0, upload_s=45.0))
