@@ -219,3 +219,13 @@ def test_which_failures_move_the_job() -> None:
         assert isinstance(cured_by_local, dispatch.CLOUD_FALLBACK_ERRORS)
     # A rejected token of the user's own is theirs to fix: no silent move.
     assert not isinstance(E.CloudAuthError("rejected"), dispatch.CLOUD_FALLBACK_ERRORS)
+
+
+@pytest.mark.machine
+def test_plan_calibrate_measures_once_and_later_plans_use_it() -> None:
+    r = run_cli("plan", str(clip(CLIP)), "--target", TARGET, "--calibrate", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["route"]["local_basis"] == "calibrated"
+    assert resources.speed_path().exists()
+    text = run_cli("plan", str(clip(CLIP)), "--target", TARGET).stdout
+    assert "rough" not in text and "Route    local: ~" in text
