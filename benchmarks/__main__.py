@@ -1,8 +1,14 @@
-"""``python -m benchmarks [NAME|all] [options]``: run one benchmark, or all of them, with the same options.
+"""``python -m benchmarks [options]``: the matrix; ``python -m benchmarks NAME|all [options]``: one or all.
 
-python -m benchmarks                      # list the benchmarks
+python -m benchmarks                      # the matrix: inputs x targets x paths (see benchmarks/matrix.py)
+python -m benchmarks --quick              # the matrix's quick version (under 5 minutes on 2 cores)
+python -m benchmarks --long --repeat 1    # with the 10-minute inputs
+python -m benchmarks --list               # the benchmarks
 python -m benchmarks target_size --quick  # the same as python -m benchmarks.target_size --quick
 python -m benchmarks all --quick          # every benchmark, one after the other
+
+Matrix options: --quick, --long, --out DIR, --repeat N, --preset P, --long-preset P, --cloud-url URL,
+--clips NAME..., --paths PATH..., --no-generated, --render JSON (python -m benchmarks matrix --help).
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from . import BENCHMARKS
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "--list"):
+    if args and args[0] in ("-h", "--help", "--list"):
         print(__doc__.strip())
         print("\nbenchmarks: " + ", ".join(BENCHMARKS))
         return 0
+    if not args or args[0].startswith("-"):
+        args = ["matrix", *args]  # options alone: the matrix
     name, rest = args[0], args[1:]
     names = list(BENCHMARKS) if name == "all" else [name]
     unknown = [n for n in names if n not in BENCHMARKS]

@@ -15,6 +15,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -240,3 +241,156 @@ def require_ffmpeg() -> str:
     if not shutil.which(exe) and not Path(exe).exists():
         raise SystemExit(f"ffmpeg not found at {exe}")
     return exe
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+class PeakRss:
+    """Peak resident memory of this process's descendants while a block runs, sampled in a thread.
+
+    Processes are told apart by (pid, start time) and grouped by name, so that a run's ffmpeg
+    children (or a render node's grandchildren) show up whatever process started them. Sampling every
+    ``interval_s`` misses processes that live less than that (ffprobe calls): they are small.
+
+        with PeakRss() as peaks:
+            run_something()
+        peaks.peak(lambda name, pid: name.startswith("ffmpeg"))
+    """
+
+    def __init__(self, interval_s: float = 0.05) -> None:
+        self.interval_s = interval_s
+        self.seen: dict[tuple[int, float], tuple[str, int]] = {}  # (pid, created) -> (name, peak rss)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="peak-rss")
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                children = me.children(recursive=True)
+            except psutil.Error:
+                children = []
+            for proc in children:
+                try:
+                    with proc.oneshot():
+                        key = (proc.pid, proc.create_time())
+                        rss = proc.memory_info().rss
+                        name = self.seen[key][0] if key in self.seen else proc.name()
+                except psutil.Error:
+                    continue
+                self.seen[key] = (name, max(rss, self.seen.get(key, (name, 0))[1]))
+            self._stop.wait(self.interval_s)
+
+    def peak(self, which: Callable[[str, int], bool]) -> int | None:
+        """The largest peak among the processes ``which(name, pid)`` selects, None if none was seen."""
+        peaks = [rss for (pid, _), (name, rss) in self.seen.items() if which(name, pid)]
+        return max(peaks) if peaks else None
+
+
+# -- VMAF -----------------------------------------------------------------------------------------
+
+VMAF_THREADS = 2
+
+
+def aligned_vmaf(
+    ffmpeg_exe: str, distorted: Path, source: Path, *, width: int, height: int, fps: float, subsample: int
+) -> float:
+    """Mean VMAF of a whole output against its source, frames aligned.
+
+    Both sides are retimed to start at zero and resampled to the source's frame rate with the fps
+    filter (each tick takes the frame shown at that moment, whatever the timestamps were), and scaled
+    to the source's picture size (a smaller output is scaled back up, as a player would).
+    """
+    rate = f"{fps:.6f}".rstrip("0").rstrip(".")
+    prep = f"setpts=PTS-STARTPTS,fps={rate},scale={width}:{height}:flags=bicubic:out_range=tv,format=yuv420p"
+    graph = (
+        f"[0:v:0]{prep}[dist];[1:v:0]{prep}[ref];[dist][ref]libvmaf=model=version=vmaf_v0.6.1"
+        f":n_threads={VMAF_THREADS}:n_subsample={max(1, subsample)}:shortest=1"
+    )
+    argv = [ffmpeg_exe, "-nostdin", "-hide_banner", "-i", f"file:{distorted}", "-i", f"file:{source}"]
+    argv += ["-filter_complex", graph, "-an", "-f", "null", "-"]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    scores = re.findall(r"VMAF score: ([\d.]+)", proc.stderr)
+    if proc.returncode != 0 or not scores:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"libvmaf failed (exit {proc.returncode}): {tail}")
+    return float(scores[-1])
+
+
+def vmaf_method() -> str:
+    """Which VMAF measurement :func:`full_vmaf` uses: hybrid's own when it has one."""
+    try:
+        from hybrid import quality
+    except ImportError:
+        return "benchmarks.common.aligned_vmaf"
+    return (
+        "hybrid.quality.measure_output"
+        if hasattr(quality, "measure_output")
+        else "benchmarks.common.aligned_vmaf"
+    )
+
+
+def full_vmaf(ffmpeg_exe: str, distorted: Path, source: Path, *, scored_fps: float) -> float:
+    """VMAF of ``distorted`` (a compressed ``source``) over the whole file, scoring ``scored_fps``
+    frames a second (libvmaf's n_subsample; every frame is still decoded and aligned).
+
+    Uses hybrid's full-file measurement (``hybrid.quality.measure_output``, the same one ``hybrid
+    compress --measure`` reports) when the installed hybrid has it, so every path is scored by one
+    method; otherwise :func:`aligned_vmaf`.
+    """
+    import hybrid
+
+    info = hybrid.probe(source)
+    if info.video is None:
+        raise RuntimeError(f"{source.name} has no video")
+    fps = info.video.fps
+    subsample = max(1, int(fps // scored_fps))
+    if vmaf_method() == "hybrid.quality.measure_output":
+        from hybrid import quality
+
+        # A plan for "no change" has the source's picture size and frame rate as the reference.
+        return float(
+            quality.measure_output(distorted, hybrid.plan(info, hybrid.Request()), subsample=subsample)
+        )
+    v = info.video
+    return aligned_vmaf(
+        ffmpeg_exe,
+        distorted,
+        source,
+        width=v.display_width,
+        height=v.display_height,
+        fps=fps,
+        subsample=subsample,
+    )
+
+
+# -- other tools ----------------------------------------------------------------------------------
+
+
+def handbrake_version(exe: str) -> str | None:
+    try:
+        proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"HandBrake (\S+)", proc.stdout + proc.stderr)
+    return found.group(1) if found else None
+
+
+def x264_of_file(path: Path) -> str | None:
+    """The x264 version an encoder wrote into a file's stream (its SEI message), if it is there."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8_000_000)
+    except OSError:
+        return None
+    found = re.search(rb"x264 - core (\d+)((?: r\d+)?(?: [0-9a-f]{7,})?) - ", head)
+    return f"core {found.group(1).decode()}{found.group(2).decode()}" if found else None
