@@ -2,13 +2,14 @@
 
 python -m benchmarks                      # the matrix: inputs x targets x paths (see benchmarks/matrix.py)
 python -m benchmarks --quick              # the matrix's quick version (under 5 minutes on 2 cores)
-python -m benchmarks --long --repeat 1    # with the 10-minute inputs
+python -m benchmarks --long               # with the generated 2- and 10-minute inputs (hours)
 python -m benchmarks --list               # the benchmarks
 python -m benchmarks target_size --quick  # the same as python -m benchmarks.target_size --quick
 python -m benchmarks all --quick          # every benchmark, one after the other
 
-Matrix options: --quick, --long, --out DIR, --repeat N, --preset P, --long-preset P, --cloud-url URL,
---clips NAME..., --paths PATH..., --no-generated, --render JSON (python -m benchmarks matrix --help).
+Matrix options: --quick, --long, --out DIR, --repeat N, --shares S..., --preset P, --long-preset P,
+--cloud-url URL, --clips NAME..., --no-clips, --generated NAME..., --paths PATH..., --render JSON
+(python -m benchmarks matrix --help).
 """
 
 from __future__ import annotations
