@@ -8,6 +8,9 @@ runs it (``hybrid.local.compress``, target half the input), and reports actual /
 - "refined": with the correction learnt from the real encodes before it in this run (what the router
   sees once hybrid has been used a little).
 
+Both for wall time (what the user waits; it moves with the machine's load, sampled at the snapshot)
+and for CPU time (ffmpeg's user + system time: the speed model itself, whatever the load).
+
 The calibration runs in a fresh config folder (the user's cache is not touched), ``--repeat`` times,
 to show its cost and how much it varies.
 
@@ -54,10 +57,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def build_long_input(ffmpeg_exe: str, dest: Path) -> Path:
     """A 2-minute 1080p H.264 camera-like file: a clip looped and scaled up (built once per run)."""
     source = common.MEDIA_DIR / LONG_SOURCE
+    # At 12 Mb/s, like a phone's 1080p: half of it (the target) still keeps 1080p in the plan.
     subprocess.run(
         [ffmpeg_exe, "-v", "error", "-nostdin", "-y", "-stream_loop", "-1", "-i", f"file:{source}",
          "-t", str(LONG_SECONDS), "-vf", "scale=1920:1080:flags=bicubic", "-c:v", "libx264",
-         "-preset", "veryfast", "-crf", "20", "-c:a", "aac", "-b:a", "128k", f"file:{dest}"],
+         "-preset", "veryfast", "-b:v", "12M", "-c:a", "aac", "-b:a", "128k", f"file:{dest}"],
         check=True,
     )  # fmt: skip
     return dest
@@ -73,12 +77,15 @@ def measure_case(path: Path, preset: str, work: Path, label: str | None = None) 
     correction = resources.load_correction(the_plan.video.codec)
     calibrated = resources.estimate_local_s(the_plan, res, cal, resources.Correction())
     refined = resources.estimate_local_s(the_plan, res, cal, correction)
+    cpu_estimate = resources.local_cpu_s(the_plan, cal)
     out = work / f"out-{path.stem}-{preset}.mp4"
-    result = local.compress(path, request, out, overwrite=True, info=info, plan=the_plan)
+    result, timing = common.timed(
+        lambda: local.compress(path, request, out, overwrite=True, info=info, plan=the_plan)
+    )
     out.unlink(missing_ok=True)
     share = resources.encodes_share(the_plan, result.encodes)
     if share is not None:
-        resources.record_local(the_plan.video.codec, refined * share, result.elapsed_s)
+        resources.record_local(the_plan.video.codec, cpu_estimate * share, timing.child_cpu_s)
     case = {
         "input": label or path.name,
         "input_bytes": info.size_bytes,
@@ -100,10 +107,19 @@ def measure_case(path: Path, preset: str, work: Path, label: str | None = None) 
         # not predict. These ratios compare like with like.
         "ratio_calibrated_same_encodes": common.ratio(result.elapsed_s, calibrated * (share or 1.0)),
         "ratio_refined_same_encodes": common.ratio(result.elapsed_s, refined * (share or 1.0)),
+        "estimate_cpu_s": round(cpu_estimate, 2),
+        "estimate_cpu_refined_s": round(cpu_estimate * correction.factor, 2),
+        "actual_cpu_s": timing.child_cpu_s,
+        "cpu_ratio_calibrated": common.ratio(timing.child_cpu_s, cpu_estimate),
+        "cpu_ratio_refined": common.ratio(timing.child_cpu_s, cpu_estimate * correction.factor),
+        "cpu_ratio_refined_same_encodes": common.ratio(
+            timing.child_cpu_s, cpu_estimate * correction.factor * (share or 1.0)
+        ),
     }
     print(
         f"{case['input']} {preset}: estimate {calibrated:.1f} s (refined {refined:.1f} s), "
-        f"actual {result.elapsed_s:.1f} s, {result.encodes} encodes",
+        f"actual {result.elapsed_s:.1f} s, {result.encodes} encodes; CPU estimate {cpu_estimate:.1f} s "
+        f"(refined {cpu_estimate * correction.factor:.1f} s), actual {timing.child_cpu_s:.1f} s",
         file=sys.stderr,
     )
     return case
@@ -165,11 +181,43 @@ def render(data: dict[str, Any]) -> str:
                 for c in data["cases"]
             ],
         ),
+        "\nCPU time (the speed model, whatever the load):\n",
+        common.md_table(
+            [
+                "input",
+                "preset",
+                "encodes",
+                "CPU estimate",
+                "refined",
+                "actual CPU",
+                "ratio (cal.)",
+                "ratio (refined)",
+                "ratio (refined, same encodes)",
+            ],
+            [
+                [
+                    c["input"],
+                    c["preset"],
+                    c["encodes"],
+                    c["estimate_cpu_s"],
+                    c["estimate_cpu_refined_s"],
+                    c["actual_cpu_s"],
+                    c["cpu_ratio_calibrated"],
+                    c["cpu_ratio_refined"],
+                    c["cpu_ratio_refined_same_encodes"],
+                ]
+                for c in data["cases"]
+            ],
+        ),
+        "",
     ]
     for key, label in (
-        ("ratio_calibrated", "calibrated"),
-        ("ratio_refined", "refined"),
-        ("ratio_refined_same_encodes", "refined, re-run second passes counted"),
+        ("ratio_calibrated", "wall, calibrated"),
+        ("ratio_refined", "wall, refined"),
+        ("ratio_refined_same_encodes", "wall, refined, re-run second passes counted"),
+        ("cpu_ratio_calibrated", "CPU, calibrated"),
+        ("cpu_ratio_refined", "CPU, refined"),
+        ("cpu_ratio_refined_same_encodes", "CPU, refined, re-run second passes counted"),
     ):
         s = data["summary"].get(key) or {}
         if s:
@@ -219,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "ratio_refined",
                 "ratio_calibrated_same_encodes",
                 "ratio_refined_same_encodes",
+                "cpu_ratio_calibrated",
+                "cpu_ratio_refined",
+                "cpu_ratio_refined_same_encodes",
             )
         },
     }

@@ -15,6 +15,7 @@ chosen path, and move to the other path once when the first fails for a reason t
 from __future__ import annotations
 
 import errno
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -205,11 +206,14 @@ def _run(
     record_speed: bool,
 ) -> Result:
     if path == "local":
+        cpu_before = _children_cpu_s()
         result = run_local(on_event)
+        cpu = _children_cpu_s() - cpu_before
         share = resources.encodes_share(plan, result.encodes)
-        if record_speed and decision.estimates.local_basis != "prior" and share is not None:
+        cal = decision.estimates.calibration
+        if record_speed and cal is not None and share is not None:
             # A re-run second pass is not the speed model's error: compare like with like.
-            resources.record_local(plan.video.codec, decision.estimates.local_s * share, result.elapsed_s)
+            resources.record_local(plan.video.codec, resources.local_cpu_s(plan, cal) * share, cpu)
         return result
     base_url = decision.resources.cloud.base_url
     watch = _CloudWatch(on_event)
@@ -222,6 +226,12 @@ def _run(
         raise
     _record_cloud(base_url, watch, result, plan)
     return result
+
+
+def _children_cpu_s() -> float:
+    """CPU time of this process's finished children: the ffmpeg runs of a local encode."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _record_cloud(base_url: str, watch: _CloudWatch, result: Result, plan: Plan) -> None:

@@ -226,7 +226,11 @@ def check_cloud(state: CloudState, timeout_s: float = REACH_TIMEOUT_S) -> CloudS
 
 # -- calibration -------------------------------------------------------------------------------------
 
-CAL_WIDTH, CAL_HEIGHT, CAL_FPS, CAL_FRAMES = 960, 540, 30, 90
+CAL_WIDTH, CAL_HEIGHT, CAL_FPS, CAL_FRAMES = 960, 540, 30, 60
+# testsrc2 alone is flat colour that x264 codes at half the cost of real footage; with this much
+# temporal noise (sensor grain) it costs about what the phone and camera clips in shared/media do
+# (measured: clean 0.045, grain 0.083, a camera clip 0.084 CPU s per megapixel at 576p, medium).
+CAL_GRAIN = 6
 SPEED_FILE = "speed.json"
 
 # x264's CPU cost relative to "medium", measured here (user CPU time of each preset on the 720p phone
@@ -244,15 +248,17 @@ PRESET_COST: dict[str, float] = {
 }
 # A two-pass encode's passes against one single-pass encode of the same preset: ffmpeg's libx264 runs
 # the first pass with x264's fast first-pass settings, and the second pass reads the first's
-# macroblock-tree statistics instead of computing its own lookahead (measured: 0.30 and 0.58).
-FIRST_PASS_COST = 0.30
-SECOND_PASS_COST = 0.60
+# macroblock-tree statistics instead of computing its own lookahead (measured on two clips: 0.27-0.30
+# and 0.58-0.68).
+FIRST_PASS_COST = 0.28
+SECOND_PASS_COST = 0.65
 # Encoders that were not calibrated, against libx264 at the same preset name (rough; refined by the
 # correction each codec learns from real encodes).
 CODEC_COST: dict[str, float] = {"h264": 1.0, "hevc": 5.0, "av1": 2.5}
 # Decoding cost against H.264 of the same picture size (old intra codecs are cheap, VP9 dearer).
 DECODE_COST: dict[str, float] = {"h264": 1.0, "hevc": 1.5, "vp9": 1.6, "av1": 2.0, "mjpeg": 1.2}
-RUN_OVERHEAD_S = 0.15  # starting one ffmpeg process, opening the input
+RUN_OVERHEAD_S = 0.1  # wall: starting one ffmpeg process, opening the input
+RUN_CPU_S = 0.1  # CPU: the same, plus x264's and the scaler's set-up
 VERIFY_DECODE_S = 4.0  # verification decodes the first and last two seconds of the output
 
 
@@ -381,7 +387,7 @@ def _measure(argv: list[str]) -> _Measured:
 
 
 def calibrate(*, force: bool = False) -> Calibration:
-    """This machine's x264 speed: cached, or measured now (a 3 s generated 540p clip, about 1-3 s).
+    """This machine's x264 speed: cached, or measured now (2 s of a generated 540p clip, a few seconds).
 
     Measured again when the ffmpeg version or the CPU model differs from the cached one, or ``force``.
     """
@@ -402,8 +408,9 @@ def calibrate(*, force: bool = False) -> Calibration:
         source = Path(tmp) / "source.mp4"
         # A camera-like H.264 input, made once and decoded by both timed runs below.
         _measure([*base, "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={CAL_FPS}",
-                  "-frames:v", str(CAL_FRAMES), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18",
-                  "-pix_fmt", "yuv420p", "-y", ffmpeg.file_arg(source)])  # fmt: skip
+                  "-vf", f"noise=alls={CAL_GRAIN}:allf=t", "-frames:v", str(CAL_FRAMES), "-c:v", "libx264",
+                  "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p", "-y",
+                  ffmpeg.file_arg(source)])  # fmt: skip
         read = [*base, "-i", ffmpeg.file_arg(source), "-vf", chain]
         decode = _measure([*read, "-f", "null", "-"])
         encode = _measure([*read, "-c:v", "libx264", "-preset", "medium", "-crf", "23", "-f", "null", "-"])
@@ -423,13 +430,15 @@ def calibrate(*, force: bool = False) -> Calibration:
     return cal
 
 
-def record_local(codec: str, estimated_s: float, actual_s: float) -> Correction:
-    """Learn from one real local encode: smooth actual / estimated into the codec's correction."""
-    if estimated_s <= 0 or actual_s <= 0:
+def record_local(codec: str, estimated_cpu_s: float, actual_cpu_s: float) -> Correction:
+    """Learn from one real local encode: smooth actual / estimated CPU time into the codec's correction.
+
+    CPU time, not wall time: how hard this user's videos are for x264 is worth learning; how busy the
+    machine happened to be during one encode is not (the snapshot sees that each time)."""
+    if estimated_cpu_s <= 0 or actual_cpu_s <= 0:
         return load_correction(codec)
     old = load_correction(codec)
-    seen = actual_s / (estimated_s / old.factor)  # against the uncorrected estimate
-    seen = min(4.0, max(0.25, seen))
+    seen = min(4.0, max(0.25, actual_cpu_s / estimated_cpu_s))
     # Each real encode moves it halfway (geometrically): one outlier on a shared machine must not
     # swing it far, and a steady difference is learnt within a few encodes.
     factor = math.exp(0.5 * math.log(old.factor) + 0.5 * math.log(seen))
@@ -467,8 +476,8 @@ def record_cloud(base_url: str, *, upload_bps: float | None, service_s_per_media
 PRIOR = Calibration(
     ffmpeg_version="prior",
     cpu_model="prior",
-    encode_cpu_s_per_mpx=0.08,
-    decode_cpu_s_per_mpx=0.006,
+    encode_cpu_s_per_mpx=0.2,
+    decode_cpu_s_per_mpx=0.01,
     measured_at=0.0,
     cost_s=0.0,
     cpu_busy=0.0,
@@ -503,12 +512,18 @@ def local_cpu_s(plan: Plan, cal: Calibration) -> float:
     decode_once = duration * in_fps * in_mpx * cal.decode_cpu_s_per_mpx * decode_factor
     out_mpx_s = duration * v.fps * v.width * v.height / 1e6
     if v.mode == "copy":
-        return plan.input.size_bytes / 300e6  # a remux reads and writes, nothing is decoded
+        return RUN_CPU_S + plan.input.size_bytes / 300e6  # a remux reads and writes, decodes nothing
     encode_full = out_mpx_s * cal.encode_cpu_s_per_mpx * PRESET_COST.get(v.preset, 1.0) * CODEC_COST[v.codec]
     verify = min(duration, VERIFY_DECODE_S) * v.fps * v.width * v.height / 1e6 * cal.decode_cpu_s_per_mpx
     if v.mode == "two-pass":
-        return 2 * decode_once + encode_full * (FIRST_PASS_COST + SECOND_PASS_COST) + verify
-    return decode_once + encode_full + verify
+        passes = encode_full * (FIRST_PASS_COST + SECOND_PASS_COST)
+        return 2 * decode_once + passes + verify + runs(plan) * RUN_CPU_S
+    return decode_once + encode_full + verify + runs(plan) * RUN_CPU_S
+
+
+def runs(plan: Plan) -> int:
+    """ffmpeg processes a local encode starts: passes, the audio's and output's byte counts, verify."""
+    return 4 if plan.video.mode == "two-pass" else 2
 
 
 def encodes_share(plan: Plan, encodes: int) -> float | None:
@@ -523,10 +538,10 @@ def encodes_share(plan: Plan, encodes: int) -> float | None:
 
 
 def estimate_local_s(plan: Plan, resources: Resources, cal: Calibration, correction: Correction) -> float:
-    """Wall seconds of the local encode here and now."""
-    runs = 4 if plan.video.mode == "two-pass" else 2  # passes, audio measurement, verification
-    raw = local_cpu_s(plan, cal) / usable_cores(resources) + runs * RUN_OVERHEAD_S
-    return raw * correction.factor
+    """Wall seconds of the local encode here and now: the CPU work (as corrected by real encodes) on
+    the cores x264 gets now, plus starting its processes."""
+    cpu = local_cpu_s(plan, cal) * correction.factor
+    return cpu / usable_cores(resources) + runs(plan) * RUN_OVERHEAD_S
 
 
 @dataclass(frozen=True)
@@ -579,11 +594,13 @@ LocalBasis = Literal["calibrated", "calibrated+refined", "prior"]
 
 @dataclass(frozen=True)
 class Estimates:
-    """Both paths' expected wall time for one plan; ``local_basis`` says what the local one rests on."""
+    """Both paths' expected wall time for one plan; ``local_basis`` says what the local one rests on,
+    ``calibration`` the measurement it came from (None: the prior)."""
 
     local_s: float
     local_basis: LocalBasis
     cloud: CloudEstimate
+    calibration: Calibration | None = None
 
 
 def estimate(
@@ -599,4 +616,9 @@ def estimate(
         "prior" if cal is None else ("calibrated+refined" if correction.samples else "calibrated")
     )
     local_s = estimate_local_s(plan, resources, cal or PRIOR, correction if cal is not None else Correction())
-    return Estimates(local_s=round(local_s, 1), local_basis=basis, cloud=estimate_cloud(plan, speed, config))
+    return Estimates(
+        local_s=round(local_s, 1),
+        local_basis=basis,
+        cloud=estimate_cloud(plan, speed, config),
+        calibration=cal,
+    )
