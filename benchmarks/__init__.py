@@ -14,4 +14,5 @@ BENCHMARKS = {
     "cloud_overhead": "benchmarks.cloud_overhead",
     "quality": "benchmarks.quality",
     "batch_throughput": "benchmarks.batch_throughput",
+    "estimates": "benchmarks.estimates",
 }
