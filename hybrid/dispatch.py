@@ -15,6 +15,7 @@ chosen path, and move to the other path once when the first fails for a reason t
 from __future__ import annotations
 
 import errno
+import logging
 import resource
 import time
 from collections.abc import Callable
@@ -25,10 +26,12 @@ from typing import Any
 from . import resources, router
 from .cloud import errors as E
 from .cloud.config import Store
-from .errors import EncodeError, HybridError, ResourceError
+from .errors import EncodeError, HybridError, Interrupted, ResourceError
 from .models import Event, Message, Plan, Result, Transfer
 from .resources import Estimates, Resources
 from .router import PathName, Route, RouteOptions
+
+log = logging.getLogger("hybrid")
 
 EventSink = Callable[[Event], None]
 Runner = Callable[[EventSink], Result]
@@ -114,8 +117,13 @@ def decide(
     est = estimates(cal)
     wanted = calibrate if calibrate is not None else estimate_matters(plan, res, est, options)
     if cal is None and res.ffmpeg_ok and wanted:
-        cal = resources.calibrate()
-        est = estimates(cal)
+        try:
+            cal = resources.calibrate()
+            est = estimates(cal)
+        except Interrupted:
+            raise
+        except HybridError as exc:  # a failed measurement must not fail the job: the prior stands
+            log.debug("calibration failed: %s", exc.message)
     chosen = router.route(plan, res, est, options)
     if chosen.path == "cloud" and options.forced is None and res.cloud.reachable == "unchecked":
         # The only moment the network is touched before a job: the router wants the cloud.
