@@ -501,10 +501,12 @@ Basis = Literal["measured", "configured", "assumed", "documented"]
 
 def usable_cores(resources: Resources) -> float:
     """Cores x264 gets now. On an idle machine its threading is good but not perfect; with other
-    CPU-hungry threads the scheduler shares the cores between all of them, x264's among them."""
+    CPU-hungry threads the scheduler shares the cores thread by thread, and x264 runs 1.5 frame
+    threads per core plus its lookahead (so it gets more than one process's share)."""
     cores = max(1, resources.logical_cores)
     wanted = 1 + 0.8 * (cores - 1)
-    share = cores * wanted / (wanted + max(0.0, resources.competing_threads))
+    threads = 1.5 * cores + 1
+    share = cores * threads / (threads + max(0.0, resources.competing_threads))
     return max(0.1, min(wanted, share))
 
 

@@ -248,8 +248,8 @@ def test_local_estimate_follows_pixels_frames_passes_and_preset() -> None:
 def test_busy_machines_and_learnt_corrections_lengthen_the_estimate() -> None:
     p = a_plan()
     idle = local_s(p)
-    busy = local_s(p, machine(competing_threads=1.8, cpu_busy=1.0))
-    # Two other hungry threads on two cores: x264 gets one core where it would use 1.8.
+    busy = local_s(p, machine(competing_threads=4.0, cpu_busy=1.0))
+    # Four other hungry threads against x264's four on two cores: one core where it would use 1.8.
     assert busy == pytest.approx(1.8 * idle, rel=0.02)
     # The correction scales the CPU work, not the processes' start-up.
     assert local_s(p, correction=Correction(factor=1.5, samples=3)) == pytest.approx(1.5 * idle, rel=0.01)
