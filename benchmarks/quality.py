@@ -4,14 +4,17 @@ For each clip in shared/media, plus a longer input made by looping one of them, 
 
 - **generous**: twice what the clip needs for VMAF 95 (the size hybrid's sample search predicts for
   the quality CRF, measured beforehand in a separate search whose cache is then dropped);
-- **tight**: 40 % of that, so the quality cannot be reached.
+- **tight**: 40 % of that, so the quality cannot be reached (raised to 1.3x the smallest target hybrid
+  accepts for the clip, so that the case is not simply refused).
 
 Two ways to meet each target:
 
 - **hybrid**: ``hybrid.compress(clip, Request(target_size_bytes=..., quality="visually-lossless"))``:
   the sample search, then a capped CRF encode or a two-pass at the target;
-- **plain**: the ffmpeg wiki's two-pass at ``target * 8 / duration - 128 kb/s`` (audio 128 kb/s AAC when
-  the clip has audio), same preset and binary.
+- **plain**: the ffmpeg wiki's two-pass at ``target * 8 / duration - audio`` with AAC audio at 128 kb/s,
+  or at an eighth of the total when 128 kb/s would leave the video less than three quarters of it (what
+  a careful user does at a tight target; the wiki's fixed 128 kb/s makes small targets impossible),
+  same preset and binary.
 
 Both outputs are scored the same way: full-file VMAF (vmaf_v0.6.1) against the source at the source's
 picture size, frames aligned as :func:`hybrid.quality.measure_vmaf` does it (equal frame counts
@@ -42,12 +45,12 @@ from hybrid import HybridError, PlanError, Request, planner, quality
 from hybrid.models import Event, StageStarted
 
 from . import common
-from .target_size import plain_two_pass
 
 NAME = "quality"
 LEVEL = "visually-lossless"
 GENEROUS = 2.0  # x what the clip needs
 TIGHT = 0.4
+TIGHT_MIN_SIZE_FACTOR = 1.3
 QUICK_CLIPS = ("motion-320p.mov", "phone-1080p-short.mp4", "ball-576p.mp4")
 LONG_SOURCE = "phone-720p-hello.mp4"
 LONG_LOOPS = 7  # 8 plays of 8.3 s: about a minute
@@ -96,6 +99,7 @@ def needs_bytes(info: hybrid.MediaInfo, preset: str) -> dict[str, Any]:
     quality.clear_cache()  # the measured runs must pay for their own search
     return {
         "needs_bytes": plan.predicted_size_bytes if q is not None and q.crf is not None else None,
+        "min_size_bytes": plan.min_size_bytes,
         "crf": q.crf if q is not None else None,
         "search_s": round(time.perf_counter() - started, 2),
     }
@@ -157,16 +161,41 @@ def run_hybrid(clip: Path, info: hybrid.MediaInfo, target: int, preset: str, wor
     return record
 
 
+def plain_audio_bps(target: int, duration_s: float, has_audio: bool) -> int:
+    total = target * 8 / duration_s
+    if not has_audio:
+        return 0
+    if total / 4 >= PLAIN_AUDIO_BPS:
+        return PLAIN_AUDIO_BPS
+    return max(16_000, round(total / 8 / 1000) * 1000)
+
+
+def plain_two_pass(
+    ffmpeg_exe: str, clip: Path, video_bps: int, audio_bps: int, preset: str, out: Path
+) -> None:
+    """The ffmpeg wiki's two-pass, run in ``out``'s folder so its pass logs land there."""
+    common_args = [ffmpeg_exe, "-nostdin", "-hide_banner", "-y", "-i", str(clip)]
+    video = ["-c:v", "libx264", "-preset", preset, "-b:v", str(video_bps)]
+    pass1 = [*common_args, *video, "-pass", "1", "-an", "-f", "null", "/dev/null"]
+    audio = ["-c:a", "aac", "-b:a", str(audio_bps)] if audio_bps else ["-an"]
+    pass2 = [*common_args, *video, "-pass", "2", *audio, "-movflags", "+faststart", str(out)]
+    for argv in (pass1, pass2):
+        proc = subprocess.run(argv, cwd=out.parent, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+            raise RuntimeError(f"plain ffmpeg exited {proc.returncode}: {tail}")
+
+
 def run_plain(
     ffmpeg_exe: str, clip: Path, info: hybrid.MediaInfo, target: int, preset: str, work: Path
 ) -> dict[str, Any]:
-    audio_bps = PLAIN_AUDIO_BPS if info.audio is not None else 0
+    audio_bps = plain_audio_bps(target, info.duration_s, info.audio is not None)
     video_bps = math.floor(target * 8 / info.duration_s) - audio_bps
     if video_bps <= 0:
         return {"status": "impossible", "message": f"nothing left for video at {target} bytes"}
     out = work / "plain.mp4"
     try:
-        _, timing = common.timed(lambda: plain_two_pass(ffmpeg_exe, clip, video_bps, preset, out))
+        _, timing = common.timed(lambda: plain_two_pass(ffmpeg_exe, clip, video_bps, audio_bps, preset, out))
     except RuntimeError as exc:
         return {"status": "error", "error": "ffmpeg", "message": str(exc)}
     for leftover in work.glob("ffmpeg2pass-*"):
@@ -175,6 +204,7 @@ def run_plain(
     record = {
         "status": "ok",
         "video_bps": video_bps,
+        "audio_bps": audio_bps,
         "size_bytes": out.stat().st_size,
         "size_ratio": round(out.stat().st_size / target, 4),
         "over_target": out.stat().st_size > target,
@@ -196,6 +226,8 @@ def run_input(ffmpeg_exe: str, clip: Path, preset: str, label: str | None = None
         return [{"clip": label or clip.name, "kind": "-", "status": "no-quality-crf", "needs": need}]
     for kind, factor in (("generous", GENEROUS), ("tight", TIGHT)):
         target = math.floor(need["needs_bytes"] * factor)
+        if kind == "tight":
+            target = max(target, math.ceil(need["min_size_bytes"] * TIGHT_MIN_SIZE_FACTOR))
         with tempfile.TemporaryDirectory(prefix="hybrid-bench-quality-") as tmp:
             work = Path(tmp)
             h = run_hybrid(clip, info, target, preset, work)
