@@ -327,48 +327,33 @@ def aligned_vmaf(
 
 
 def vmaf_method() -> str:
-    """Which VMAF measurement :func:`full_vmaf` uses: hybrid's own when it has one."""
-    try:
-        from hybrid import quality
-    except ImportError:
-        return "benchmarks.common.aligned_vmaf"
-    return (
-        "hybrid.quality.measure_output"
-        if hasattr(quality, "measure_output")
-        else "benchmarks.common.aligned_vmaf"
-    )
+    """How :func:`full_vmaf` measures (recorded in each run's settings)."""
+    return "benchmarks.common.aligned_vmaf (fps-filter alignment)"
 
 
 def full_vmaf(ffmpeg_exe: str, distorted: Path, source: Path, *, scored_fps: float) -> float:
     """VMAF of ``distorted`` (a compressed ``source``) over the whole file, scoring ``scored_fps``
     frames a second (libvmaf's n_subsample; every frame is still decoded and aligned).
 
-    Uses hybrid's full-file measurement (``hybrid.quality.measure_output``, the same one ``hybrid
-    compress --measure`` reports) when the installed hybrid has it, so every path is scored by one
-    method; otherwise :func:`aligned_vmaf`.
+    Not ``hybrid.quality.measure_output``: when the frame counts differ by one it pairs frames by
+    index, which is right for hybrid's outputs but not for HandBrake's (one frame fewer, not the
+    last: motion-320p.mov scored 54 where the fps-filter alignment gives 86.4). The fps filter aligns
+    every tool's output the same way, and agrees with hybrid's measurement on hybrid's outputs.
     """
     import hybrid
 
     info = hybrid.probe(source)
     if info.video is None:
         raise RuntimeError(f"{source.name} has no video")
-    fps = info.video.fps
-    subsample = max(1, int(fps // scored_fps))
-    if vmaf_method() == "hybrid.quality.measure_output":
-        from hybrid import quality
-
-        # A plan for "no change" has the source's picture size and frame rate as the reference.
-        return float(
-            quality.measure_output(distorted, hybrid.plan(info, hybrid.Request()), subsample=subsample)
-        )
     v = info.video
+    subsample = max(1, int(v.fps // scored_fps))
     return aligned_vmaf(
         ffmpeg_exe,
         distorted,
         source,
         width=v.display_width,
         height=v.display_height,
-        fps=fps,
+        fps=v.fps,
         subsample=subsample,
     )
 
