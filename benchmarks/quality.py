@@ -264,6 +264,10 @@ def run_input(ffmpeg_exe: str, clip: Path, preset: str, label: str | None = None
 # -- summary --------------------------------------------------------------------------------------
 
 
+def _round(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else round(x, digits)
+
+
 def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [c for c in cases if c.get("vmaf_delta") is not None]
     generous = [c for c in ok if c["kind"] == "generous"]
@@ -300,9 +304,9 @@ def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
             "hybrid_vmaf_median": common.median(c["hybrid"]["vmaf"] for c in tight),
             "plain_vmaf_median": common.median(c["plain"]["vmaf"] for c in tight),
         },
-        "median_search_share_of_encode": common.median(shares),
+        "median_search_share_of_encode": _round(common.median(shares)),
         "max_search_share_of_encode": max(shares, default=None),
-        "long_input_search_share_of_encode": common.median(long_shares),
+        "long_input_search_share_of_encode": _round(common.median(long_shares)),
         "median_estimate_error": common.median(
             abs(r["vmaf_estimate"] - r["vmaf"]) for r in hybrid_ok if r.get("vmaf_estimate") is not None
         ),

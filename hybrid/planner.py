@@ -664,7 +664,9 @@ def decide_quality(
     if expected is not None and expected >= wanted:
         verdict = f"quality {label}: VMAF ~{expected:.1f} expected at the target"
     elif expected is not None:
-        verdict = f"VMAF ~{expected:.0f} expected, below the {wanted:g} asked"
+        # Whole points read better ("~89"), unless rounding would hide the shortfall ("~95, below 95").
+        shown = f"{expected:.0f}" if round(expected) < wanted else f"{expected:.1f}"
+        verdict = f"VMAF ~{shown} expected, below the {wanted:g} asked"
     else:
         verdict = f"quality {label}: the search could not estimate the VMAF at this size"
     if needed is not None and (expected is None or expected < wanted):
