@@ -354,8 +354,10 @@ def render_markdown(data: dict[str, Any], summary: dict[str, Any], plots: Iterab
         "and HandBrakeCLI's two-pass at that bitrate (`--crop 0:0:0:0`, AAC 128 kb/s). Times, CPU and "
         "memory are medians of the repeats; ratios are against the baseline in the same run. CPU = "
         "user+system time of every process the run started (for hybrid its own Python too, and for the "
-        "cloud path the node's). VMAF: vmaf_v0.6.1 over the whole output against the source, frames "
-        "aligned, the output scaled back to the source's size, subsampled as the settings say.\n"
+        "cloud path the node's). VMAF: vmaf_v0.6.1 over the whole output against the source, the output "
+        "scaled back to the source's size, subsampled as the settings say; frames aligned both by index "
+        "and by time (fps filter), the better score kept (a misalignment only lowers it; neither is "
+        "right for every tool's output, see benchmarks/common.py).\n"
     )
     out.append(common.context_markdown(ctx))
     out.append(
