@@ -516,7 +516,9 @@ def repro(path: str, case: Case, cloud_url: str | None) -> str:
         cloud = f" --cloud --cloud-url {cloud_url or 'URL'}" if path == "cloud" else ""
         options = f"--target {case.target_bytes} --preset {case.preset}{cloud}"
         return f"hybrid compress {case.input} {options} -o /tmp/r.mp4"
-    return f"python -m benchmarks.matrix --clips {case.input.name} --paths {path}"
+    if case.kind == "clip":
+        return f"python -m benchmarks --clips {case.input.name} --shares {case.target_share} --paths {path}"
+    return f"python -m benchmarks --no-clips --generated {case.input.name} --paths {path}"
 
 
 def run_case(

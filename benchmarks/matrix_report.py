@@ -202,12 +202,8 @@ def summary_table(data: dict[str, Any], summary: dict[str, Any]) -> str:
         row("median size/target", lambda e, _p: _num(e["median_size_ratio"])),
         row("size/target range", lambda e, _p: f"{_num(e['min_size_ratio'])} - {_num(e['max_size_ratio'])}"),
         row(
-            "refused / impossible / not installed / errors",
-            lambda e, _p: (
-                f"{e['refused_or_impossible']} / {e['not_installed']} / {e['errors']}"
-                if e["not_installed"]
-                else f"{e['refused_or_impossible']} / - / {e['errors']}"
-            ),
+            "refused or impossible / not installed / errors",
+            lambda e, _p: f"{e['refused_or_impossible']} / {e['not_installed']} / {e['errors']}",
         ),
         row(
             "wall time / baseline (median)",
@@ -509,7 +505,13 @@ def plot(out_dir: Path, data: dict[str, Any]) -> list[str]:
         ncol=len(paths),
         fontsize=8,
     )
-    fig.suptitle("Wall time per path (median of the repeats; shared, loaded 2-core machine)", y=0.995)
+    ctx = data.get("context", {})
+    runs = ctx.get("settings", {}).get("repeat", 1)
+    load = ctx.get("load_average_1min_median")
+    cores = ctx.get("machine", {}).get("logical_cores", "?")
+    how = "one run each" if runs == 1 else f"median of {runs} runs"
+    where = f"; load average ~{load:.1f} on {cores} cores" if isinstance(load, (int, float)) else ""
+    fig.suptitle(f"Wall time per path ({how}{where})", y=0.995)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.65 / height))
     fig.savefig(out_dir / PLOTS["time"], dpi=90)
     plt.close(fig)
