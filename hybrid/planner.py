@@ -30,6 +30,7 @@ from .models import (
     QualityProbe,
     QualitySearch,
     Request,
+    VideoMode,
     VideoPlan,
 )
 from .units import format_bitrate, format_duration, format_size
@@ -289,6 +290,37 @@ def _plan(info: MediaInfo, request: Request, two_pass_at: int | None) -> Plan:
     crf = request.crf if request.crf is not None else level_crf[codec]
     w, h = scaled_size(dw, dh, short_limit)
 
+    def finish(video: VideoPlan, out_audio: AudioPlan, budget: int, predicted: int) -> Plan:
+        return Plan(
+            input=info,
+            request=request,
+            video=video,
+            audio=out_audio,
+            duration_s=duration,
+            trim_start_s=start if trimmed else None,
+            trim_end_s=end if trimmed else None,
+            budget_bytes=budget,
+            overhead_bytes=overhead,
+            predicted_size_bytes=predicted,
+            min_size_bytes=min_size,
+            reasons=tuple(reasons),
+        )
+
+    def encoded(mode: VideoMode, w: int, h: int, fps: float, bitrate_bps: int, crf: int | None) -> VideoPlan:
+        return VideoPlan(
+            encoder=ENCODERS[codec],
+            codec=codec,
+            mode=mode,
+            width=w,
+            height=h,
+            fps=fps,
+            fps_changed=not math.isclose(fps, v.fps),
+            bitrate_bps=bitrate_bps,
+            crf=crf,
+            preset=request.preset,
+            passes=2 if mode == "two-pass" else 1,
+        )
+
     if two_pass_at is None and (target is None or target >= source_share_bytes):
         # Nothing to squeeze: keep the picture, let quality (CRF) decide, and cap by the target, or by
         # the source's own size so "compress" never makes a file larger.
@@ -323,20 +355,7 @@ def _plan(info: MediaInfo, request: Request, two_pass_at: int | None) -> Plan:
                     sample_rate=info.audio.sample_rate if info.audio else None,
                 )
             )
-            return Plan(
-                input=info,
-                request=request,
-                video=video,
-                audio=copied_audio,
-                duration_s=duration,
-                trim_start_s=None,
-                trim_end_s=None,
-                budget_bytes=cap,
-                overhead_bytes=overhead,
-                predicted_size_bytes=min(info.size_bytes, cap),
-                min_size_bytes=min_size,
-                reasons=tuple(reasons),
-            )
+            return finish(video, copied_audio, cap, min(info.size_bytes, cap))
         budget = math.floor(cap * AIM)
         audio_bytes = _audio_bytes(audio, duration)
         cap_bps = max(1, math.floor((budget - overhead - audio_bytes) * 8 / duration))
@@ -357,33 +376,7 @@ def _plan(info: MediaInfo, request: Request, two_pass_at: int | None) -> Plan:
             w * h * fps * BPP_CRF_1080 * (1080 / min(w, h)) ** 0.25 * CODEC_EFFICIENCY[codec] * duration / 8
         )
         predicted = min(budget, crf_estimate + audio_bytes + overhead)
-        video = VideoPlan(
-            encoder=ENCODERS[codec],
-            codec=codec,
-            mode="crf",
-            width=w,
-            height=h,
-            fps=fps,
-            fps_changed=not math.isclose(fps, v.fps),
-            bitrate_bps=cap_bps,
-            crf=crf,
-            preset=request.preset,
-            passes=1,
-        )
-        return Plan(
-            input=info,
-            request=request,
-            video=video,
-            audio=audio,
-            duration_s=duration,
-            trim_start_s=start if trimmed else None,
-            trim_end_s=end if trimmed else None,
-            budget_bytes=budget,
-            overhead_bytes=overhead,
-            predicted_size_bytes=predicted,
-            min_size_bytes=min_size,
-            reasons=tuple(reasons),
-        )
+        return finish(encoded("crf", w, h, fps, cap_bps, crf), audio, budget, predicted)
 
     # Two-pass at the target.
     assert target is not None
@@ -404,33 +397,8 @@ def _plan(info: MediaInfo, request: Request, two_pass_at: int | None) -> Plan:
         f"two-pass {codec.upper() if codec != 'h264' else 'H.264'} at "
         f"{format_bitrate(video_bps)} to land just under {format_size(target)}",
     )
-    video = VideoPlan(
-        encoder=ENCODERS[codec],
-        codec=codec,
-        mode="two-pass",
-        width=w,
-        height=h,
-        fps=fps,
-        fps_changed=not math.isclose(fps, v.fps),
-        bitrate_bps=video_bps,
-        crf=None,
-        preset=request.preset,
-        passes=2,
-    )
-    return Plan(
-        input=info,
-        request=request,
-        video=video,
-        audio=audio,
-        duration_s=duration,
-        trim_start_s=start if trimmed else None,
-        trim_end_s=end if trimmed else None,
-        budget_bytes=budget,
-        overhead_bytes=overhead,
-        predicted_size_bytes=overhead + audio_bytes + math.floor(video_bps * duration / 8),
-        min_size_bytes=min_size,
-        reasons=tuple(reasons),
-    )
+    predicted = overhead + audio_bytes + math.floor(video_bps * duration / 8)
+    return finish(encoded("two-pass", w, h, fps, video_bps, None), audio, budget, predicted)
 
 
 def _audio_bytes(audio: AudioPlan, duration_s: float) -> int:
