@@ -384,6 +384,10 @@ def build_app(node: Node) -> Starlette:
             return fail(1001, "invalid or expired token")
         return user
 
+    def caller(request: HttpRequest) -> str | Response:
+        """The user behind a request, or the response refusing it (an injected rate limit, a bad token)."""
+        return gate(request) or authenticate(request)
+
     def own_user(path_user: str, user: str) -> bool:
         return path_user in ("me", user)
 
@@ -399,9 +403,7 @@ def build_app(node: Node) -> Starlette:
         return ok({k: v for k, v in answer.items() if k != "token_hash"})
 
     async def new_session(request: HttpRequest) -> Response:
-        if (early := gate(request)) is not None:
-            return early
-        user = authenticate(request)
+        user = caller(request)
         if isinstance(user, Response):
             return user
         if not own_user(request.path_params["uid"], user):
@@ -417,9 +419,7 @@ def build_app(node: Node) -> Starlette:
         return ok({"task_id": task_id, "session_id": session_id, "user_id": user})
 
     async def credits(request: HttpRequest) -> Response:
-        if (early := gate(request)) is not None:
-            return early
-        user = authenticate(request)
+        user = caller(request)
         if isinstance(user, Response):
             return user
         row = node.q1("SELECT * FROM users WHERE user_id=?", user)
@@ -427,9 +427,7 @@ def build_app(node: Node) -> Starlette:
         return ok({"available": available, "frozen": frozen, "total": available + frozen})
 
     async def state(request: HttpRequest) -> Response:
-        if (early := gate(request)) is not None:
-            return early
-        user = authenticate(request)
+        user = caller(request)
         if isinstance(user, Response):
             return user
         sid = request.path_params["sid"]
@@ -446,9 +444,7 @@ def build_app(node: Node) -> Starlette:
         )
 
     async def upload(request: HttpRequest) -> Response:
-        if (early := gate(request)) is not None:
-            return early
-        user = authenticate(request)
+        user = caller(request)
         if isinstance(user, Response):
             return user
         sid = request.path_params["sid"]
@@ -506,9 +502,7 @@ def build_app(node: Node) -> Starlette:
         return ok({"files": infos, "session_state_applied": True})
 
     async def run_sse(request: HttpRequest) -> Response:
-        if (early := gate(request)) is not None:
-            return early
-        user = authenticate(request)
+        user = caller(request)
         if isinstance(user, Response):
             return user
         try:
@@ -538,9 +532,7 @@ def build_app(node: Node) -> Starlette:
         )
 
     async def export(request: HttpRequest) -> Response:
-        if (early := gate(request)) is not None:
-            return early
-        user = authenticate(request)
+        user = caller(request)
         if isinstance(user, Response):
             return user
         if not all(request.headers.get(h) for h in ("x-skill-source", "x-skill-version", "x-skill-platform")):
