@@ -484,6 +484,11 @@ def plot(out_dir: Path, data: dict[str, Any]) -> list[str]:
         if p != "baseline":
             right.scatter(ratios, rys, color=COLORS[p], marker=MARKERS[p], s=34, label=LABELS[p], zorder=3)
     left.set_xscale("log")
+    walls = [
+        r["wall_s"] for c in cases for r in c["paths"].values() if r.get("status") == "ok" and r["wall_s"]
+    ]
+    if walls:  # bars on a log axis need a floor well below the shortest, or they look cut off
+        left.set_xlim(min(walls) / 3, max(walls) * 1.3)
     _plain_log_axis(left.xaxis)
     left.set_xlabel("wall time, s (log scale)")
     left.set_yticks(range(n), labels, fontsize=8)
