@@ -75,9 +75,12 @@ VBV_BUFFER_S = 2.0
 CODEC_EFFICIENCY: dict[Codec, float] = {"h264": 1.0, "hevc": 0.65, "av1": 0.55}
 
 # Bits per pixel per frame that H.264 needs for an acceptable picture at 1080p. Larger pictures need
-# fewer bits per pixel, smaller ones more; the 4th root fits the usual bitrate ladders (1080p30 at
-# ~2 Mb/s, 720p30 at ~1 Mb/s, 360p30 at ~0.3 Mb/s).
-BPP_1080 = 0.032
+# fewer bits per pixel, smaller ones more (the 4th root). Set from VMAF measured after scaling back
+# (benchmarks/results/matrix.md): at 0.032 (1080p30 ~2 Mb/s) hybrid downscaled easy phone footage that
+# keeps VMAF ~96 at its own size to 240p (VMAF 58), so the ladder now steps down only below ~1.4 Mb/s at
+# 1080p30, ~0.7 Mb/s at 720p30, ~0.2 Mb/s at 360p30. It cannot see content: a VMAF search
+# (--quality) picks the picture by measured quality instead.
+BPP_1080 = 0.022
 # Below this fraction of the required bits per pixel, even the smallest picture is not worth making.
 BPP_FLOOR_FRACTION = 0.4
 # Bits per pixel a default-CRF encode typically spends (for predicting a CRF encode's size).

@@ -160,7 +160,7 @@ def test_a_token_makes_anonymous_tokens_unnecessary() -> None:
     ("res", "words"),
     [
         (machine(free_disk_bytes=10_000_000), "not enough free disk"),
-        (machine(available_memory_bytes=100_000_000), "not enough memory for 1280x720"),
+        (machine(available_memory_bytes=100_000_000), "not enough memory for 1920x1080"),
         (machine(ffmpeg_ok=False, ffmpeg_problem="no working ffmpeg"), "no working ffmpeg"),
     ],
 )
