@@ -262,16 +262,16 @@ def test_not_enough_disk_is_caught_before_encoding(tiny_disk: Path) -> None:
     assert list(tiny_disk.iterdir()) == []
 
 
+def compress_with_ffmpeg(binary: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """A compress with HYBRID_FFMPEG pointing at ``binary`` and no ffprobe."""
+    return run_cli(
+        "compress", str(clip("motion-320p.mov")), "-t", "200KB", "-o", str(tmp_path / "x.mp4"),
+        env={"HYBRID_FFMPEG": binary, "HYBRID_FFPROBE": "none"},
+    )  # fmt: skip
+
+
 def test_ffmpeg_missing(tmp_path: Path) -> None:
-    proc = run_cli(
-        "compress",
-        str(clip("motion-320p.mov")),
-        "-t",
-        "200KB",
-        "-o",
-        str(tmp_path / "x.mp4"),
-        env={"HYBRID_FFMPEG": str(tmp_path / "no-ffmpeg"), "HYBRID_FFPROBE": "none"},
-    )
+    proc = compress_with_ffmpeg(str(tmp_path / "no-ffmpeg"), tmp_path)
     assert_refused(proc, 8, "ffmpeg not found")
     assert_clean(tmp_path)
 
@@ -280,15 +280,7 @@ def test_ffmpeg_broken(tmp_path: Path) -> None:
     fake = tmp_path / "ffmpeg"
     fake.write_text("#!/bin/sh\necho 'error while loading shared libraries: libx264.so' >&2\nexit 127\n")
     fake.chmod(0o755)
-    proc = run_cli(
-        "compress",
-        str(clip("motion-320p.mov")),
-        "-t",
-        "200KB",
-        "-o",
-        str(tmp_path / "x.mp4"),
-        env={"HYBRID_FFMPEG": str(fake), "HYBRID_FFPROBE": "none"},
-    )
+    proc = compress_with_ffmpeg(str(fake), tmp_path)
     assert_refused(proc, 8, "does not work", "libx264.so")
     assert_clean(tmp_path, "ffmpeg")
 

@@ -29,30 +29,20 @@ def _ffmpeg_children_of(work_marker: str) -> list[psutil.Process]:
     return found
 
 
+def start_slow_compress(out: Path, *, capture: bool) -> subprocess.Popen[str]:
+    """The CLI compressing a clip at preset veryslow: long enough to be interrupted mid-pass."""
+    stream = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "hybrid", "compress", str(clip("phone-720p-hello.mp4")), "-t", "2MB",
+         "-o", str(out), "--preset", "veryslow", "--quiet"],
+        stdin=subprocess.DEVNULL, stdout=stream, stderr=stream, text=True,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_mid_encode_leaves_nothing(tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "out.mp4"
-    # veryslow keeps the encode running long enough to be interrupted in the middle of a pass.
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hybrid",
-            "compress",
-            str(clip("phone-720p-hello.mp4")),
-            "-t",
-            "2MB",
-            "-o",
-            str(out),
-            "--preset",
-            "veryslow",
-            "--quiet",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_slow_compress(out, capture=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -99,25 +89,7 @@ def test_sigkill_of_hybrid_takes_ffmpeg_with_it(tmp_path: Path) -> None:
     if not sys.platform.startswith("linux"):
         pytest.skip("parent-death signal is Linux-only")
     out = tmp_path / "out.mp4"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hybrid",
-            "compress",
-            str(clip("phone-720p-hello.mp4")),
-            "-t",
-            "2MB",
-            "-o",
-            str(out),
-            "--preset",
-            "veryslow",
-            "--quiet",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_slow_compress(out, capture=False)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not _ffmpeg_children_of(str(tmp_path)):
         time.sleep(0.1)
