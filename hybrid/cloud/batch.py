@@ -25,7 +25,16 @@ from . import errors as E
 from .agent import describe_request
 from .client import Deadline, NemoClient, RenderStatus, Session
 from .config import Store
-from .executor import FIRST_POLL_S, MAX_POLLS, POLL_GROWTH, CloudSettings, _Job, exportable, preflight
+from .executor import (
+    FIRST_POLL_S,
+    MAX_POLLS,
+    POLL_GROWTH,
+    CloudSettings,
+    _Job,
+    cloud_result,
+    exportable,
+    preflight,
+)
 
 # Neither the vendor nor its documents state what one instruction costs; our node charges 5 credits
 # a message. ``credits_per_file`` in config.json overrides this estimate for the up-front check.
@@ -147,24 +156,7 @@ class CloudBatch:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.finished.add(job.index)
-        v = verified.video
-        assert v is not None
-        encodes = status.extra.get("encodes")
-        result = Result(
-            output=dest,
-            size_bytes=verified.size_bytes,
-            target_size_bytes=job.request.target_size_bytes,
-            duration_s=verified.duration_s,
-            elapsed_s=round(time.monotonic() - started, 3),
-            path="cloud",
-            encodes=encodes if isinstance(encodes, int) else 1,
-            width=v.display_width,
-            height=v.display_height,
-            video_codec=v.codec,
-            audio_codec=verified.audio.codec if verified.audio else None,
-            mode=job.plan.video.mode,
-            notes=(f"rendered by {self.settings.base_url} (render {status.render_id})",),
-        )
+        result = cloud_result(dest, verified, job.request, job.plan, status, started, self.settings.base_url)
         record_output(job, result)
         return result
 

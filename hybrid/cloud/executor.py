@@ -96,6 +96,36 @@ def preflight(input_path: Path) -> int:
     return size
 
 
+def cloud_result(
+    dest: Path,
+    verified: MediaInfo,
+    request: Request,
+    plan: Plan,
+    status: RenderStatus,
+    started: float,
+    base_url: str,
+) -> Result:
+    """The Result of a verified cloud render (single files and batches alike)."""
+    v = verified.video
+    assert v is not None
+    encodes = status.extra.get("encodes")
+    return Result(
+        output=dest,
+        size_bytes=verified.size_bytes,
+        target_size_bytes=request.target_size_bytes,
+        duration_s=verified.duration_s,
+        elapsed_s=round(time.monotonic() - started, 3),
+        path="cloud",
+        encodes=encodes if isinstance(encodes, int) else 1,
+        width=v.display_width,
+        height=v.display_height,
+        video_codec=v.codec,
+        audio_codec=verified.audio.codec if verified.audio else None,
+        mode=plan.video.mode,
+        notes=(f"rendered by {base_url} (render {status.render_id})",),
+    )
+
+
 def compress_cloud(
     input_path: Path | str,
     request: Request | None = None,
@@ -155,24 +185,7 @@ def compress_cloud(
         local._place(produced, dest, overwrite)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    v = verified.video
-    assert v is not None
-    encodes = status.extra.get("encodes")
-    return Result(
-        output=dest,
-        size_bytes=verified.size_bytes,
-        target_size_bytes=request.target_size_bytes,
-        duration_s=verified.duration_s,
-        elapsed_s=round(time.monotonic() - started, 3),
-        path="cloud",
-        encodes=encodes if isinstance(encodes, int) else 1,
-        width=v.display_width,
-        height=v.display_height,
-        video_codec=v.codec,
-        audio_codec=verified.audio.codec if verified.audio else None,
-        mode=the_plan.video.mode,
-        notes=(f"rendered by {settings.base_url} (render {status.render_id})",),
-    )
+    return cloud_result(dest, verified, request, the_plan, status, started, settings.base_url)
 
 
 class _Job:

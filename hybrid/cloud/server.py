@@ -391,6 +391,12 @@ def build_app(node: Node) -> Starlette:
     def own_user(path_user: str, user: str) -> bool:
         return path_user in ("me", user)
 
+    def path_session(request: HttpRequest, user: str) -> Any:
+        """The session named by the path's uid and sid, if it is this user's."""
+        if not own_user(request.path_params["uid"], user):
+            return None
+        return node.session(request.path_params["sid"], user)
+
     async def anonymous_token(request: HttpRequest) -> Response:
         if (early := gate(request)) is not None:
             return early
@@ -431,7 +437,7 @@ def build_app(node: Node) -> Starlette:
         if isinstance(user, Response):
             return user
         sid = request.path_params["sid"]
-        row = node.session(sid, user) if own_user(request.path_params["uid"], user) else None
+        row = path_session(request, user)
         if row is None:
             return fail(1002, "session not found")
         return ok(
@@ -448,7 +454,7 @@ def build_app(node: Node) -> Starlette:
         if isinstance(user, Response):
             return user
         sid = request.path_params["sid"]
-        row = node.session(sid, user) if own_user(request.path_params["uid"], user) else None
+        row = path_session(request, user)
         if row is None:
             return fail(1002, "session not found")
         if node.fire("upload_500"):
